@@ -1,0 +1,35 @@
+# The book's commands. `make book` builds the site, `make test` runs every test; both set up a
+# virtual environment in .venv first (once: later runs reuse it until pyproject.toml or
+# constraints.txt change).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup book test execute sync clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[book,test]"
+	touch $(STAMP)
+
+## Build the static site into _build/html from the committed notebook outputs (executes nothing).
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --builder html -n -W --keep-going
+
+## Run vi_lib's unit tests and re-execute every notebook with nbval.
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Re-execute notebooks in place (authors): `make execute` for all, or NB="notebooks/01_*.ipynb".
+execute: $(STAMP)
+	$(PY) tools/execute_notebooks.py $(NB)
+
+## Rewrite the Colab setup and notation cells of every notebook from _config.yml.
+sync: $(STAMP)
+	$(PY) tools/sync_notebooks.py
+
+clean:
+	rm -rf _build

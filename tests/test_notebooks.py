@@ -1,0 +1,129 @@
+"""Structure of the chapter notebooks: what the book's pipeline relies on.
+
+nbval (collected from notebooks/ by the same pytest run) re-executes every notebook and compares
+the outputs marked for checking; these tests check what nbval does not.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import sync_notebooks  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+def _toc_files(node) -> list[str]:
+    files = []
+    if isinstance(node, dict):
+        if "file" in node:
+            files.append(node["file"])
+        for value in node.values():
+            files += _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            files += _toc_files(item)
+    return files
+
+
+def _markdown(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no chapter notebooks found in notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_is_in_the_table_of_contents(path):
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert f"notebooks/{path.stem}" in _toc_files(toc)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_was_executed_top_to_bottom_without_errors(path):
+    """Committed outputs come from one fresh run of `make execute`."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name} was not executed top to bottom in one fresh kernel; run "
+        f"`make execute NB={path.relative_to(ROOT)}`"
+    )
+    for cell in code:
+        if "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"{path.name}: a cell raised {errors[0].ename}"
+        stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
+        assert "Traceback" not in stderr and "Warning" not in stderr, (
+            f"{path.name}: a cell printed a warning or traceback:\n{stderr[:500]}"
+        )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_setup_and_notation_cells_match_config(path):
+    nb = nbformat.read(path, as_version=4)
+    assert not sync_notebooks.sync(nb, sync_notebooks.load_config()), (
+        f"{path.name}: the Colab setup or notation cell differs from _config.yml; run `make sync`"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_has_three_exercises_each_followed_by_its_solution(path):
+    text = _markdown(nbformat.read(path, as_version=4))
+    exercises = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
+    assert len(exercises) >= 3, f"{path.name}: a chapter ends with at least three exercises"
+    solutions = re.findall(r"```\{solution(?:-start)?\} ([\w-]+)", text)
+    assert solutions == exercises, "each exercise needs one solution, right after it"
+    for block in re.findall(r"```\{solution(?:-start)?\}[^\n]*\n((?::\w+:[^\n]*\n)*)", text):
+        assert ":class: dropdown" in block, "solutions are collapsed dropdowns"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_solutions_use_nbgrader_markers(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
+            assert cell.source.count("### BEGIN SOLUTION") == cell.source.count("### END SOLUTION")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_checked_cells_exist(path):
+    """Numbers the text relies on are compared by nbval: at least one cell is marked."""
+    nb = nbformat.read(path, as_version=4)
+    assert any(
+        "# NBVAL_CHECK_OUTPUT" in c.source or "nbval-check-output" in c.metadata.get("tags", [])
+        for c in nb.cells
+        if c.cell_type == "code"
+    ), f"{path.name}: mark the cells whose printed numbers the text quotes with # NBVAL_CHECK_OUTPUT"
+
+
+def _defined_labels(path: Path) -> set[str]:
+    text = _markdown(nbformat.read(path, as_version=4))
+    return set(re.findall(r"\$\$\s*\((eq-[\w-]+)\)", text)) | set(re.findall(r":label: (eq-[\w-]+)", text))
+
+
+def test_equations_cited_by_vi_lib_exist_in_their_chapter():
+    """vi_lib's docstrings cite equations by label ("Chapter 4, equation ``eq-naive-mc``")."""
+    chapters = {int(p.name[:2]): p for p in NOTEBOOKS if p.name[:2].isdigit()}
+    missing = []
+    for module in sorted((ROOT / "vi_lib").glob("*.py")):
+        text = module.read_text()
+        for match in re.finditer(r"``(eq-[\w-]+)``", text):
+            before = re.findall(r"[Cc]hapters? (\d)", text[max(0, match.start() - 400) : match.start()])
+            if not before or int(before[-1]) not in chapters:
+                continue  # that chapter is not written yet
+            chapter = chapters[int(before[-1])]
+            if match.group(1) not in _defined_labels(chapter):
+                missing.append(f"{module.name}: {match.group(1)} (expected in {chapter.name})")
+    assert not missing, "equations cited but not labelled in their chapter:\n" + "\n".join(missing)
