@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test execute sync clean
+.PHONY: setup book test site-test execute sync clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ book: $(STAMP)
 ## Run vi_lib's unit tests and re-execute every notebook with nbval.
 test: $(STAMP)
 	$(PY) -m pytest
+
+## Test the built site in headless Chromium, as a reader sees it (after `make book`);
+## screenshots of every page land in _build/screenshots.
+site-test: $(STAMP)
+	$(PY) -m pytest tests/site
 
 ## Re-execute notebooks in place (authors): `make execute` for all, or NB="notebooks/01_*.ipynb".
 execute: $(STAMP)
