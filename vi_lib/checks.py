@@ -24,10 +24,24 @@ def _run(exercise: str, check: Callable[[], None]) -> bool:
         print(f"Exercise {exercise}: not solved yet (your function still raises NotImplementedError).")
         return False
     except _Verdict as verdict:
+        if _raised_while_handling_stub(verdict):  # a check that turned the stub's error into a verdict
+            print(f"Exercise {exercise}: not solved yet (your function still raises NotImplementedError).")
+            return False
         print(f"Exercise {exercise}: not yet right. {verdict}")
         return False
     print(f"Exercise {exercise}: correct.")
     return True
+
+
+def _raised_while_handling_stub(error: BaseException) -> bool:
+    """Was ``error`` raised while a NotImplementedError (the student edition's stub) was handled?"""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, NotImplementedError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -88,3 +102,329 @@ def check_ancestral_sample(ancestral_sample: Callable) -> bool:
             )
 
     return _run("1.2", check)
+
+
+# ---------------------------------------------------------------------------------------
+# Part II (chapters 5-7)
+# ---------------------------------------------------------------------------------------
+
+
+def _call(fn: Callable, *args):
+    """Call the learner's function; turn anything but NotImplementedError into a verdict."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # a crash is a wrong answer, explained
+        raise _Verdict(f"your function raised {type(error).__name__}: {error}") from None
+
+
+def _is_close(a, b, tol: float = 1e-6) -> bool:
+    return torch.is_tensor(a) and a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=tol, rtol=tol))
+
+
+def check_effective_sample_size(ess: Callable) -> bool:
+    """Exercise 5.2: ``ess(log_w)`` -> the effective sample size over dim 0 of ``[S, ...]`` log weights.
+
+    Checks equal weights (ESS = S), one dominant weight (ESS near 1), random weights of a
+    ``[S, B]`` tensor against the library, log weights near +-1000 (whose exp overflows or
+    underflows), and that adding a constant to every log weight changes nothing.
+    """
+    from vi_lib.estimators import effective_sample_size as reference
+
+    def check():
+        out = _call(ess, torch.full((8,), 0.7, dtype=torch.float64))
+        _expect(torch.is_tensor(out), f"return a torch tensor, got {type(out).__name__}.")
+        _expect(out.dim() == 0, f"for log weights of shape [8] the ESS is one number (shape ()), got shape {tuple(out.shape)}: reduce over dim 0.")
+        _expect(
+            abs(float(out) - 1) > 1e-6,
+            "with 8 equal weights the ESS must be 8, got 1. Return the ESS itself, not the fraction "
+            "ESS / S, and check the formula: the square of the sum over the sum of squares.",
+        )
+        _expect(abs(float(out) - 8) < 1e-6, f"with 8 equal weights the ESS must be 8, got {float(out):.4g}. Check the formula: the square of the sum over the sum of squares, (sum w)^2 / sum w^2.")
+        one_big = torch.tensor([0.0, -30.0, -30.0, -30.0], dtype=torch.float64)
+        got = float(_call(ess, one_big))
+        _expect(abs(got - 1) < 1e-3, f"when one weight is e^30 times the others the ESS must be about 1, got {got:.4g}. Exponentiate the log weights: w = exp(log w).")
+        g = torch.Generator().manual_seed(0)
+        log_w = 2.0 * torch.randn(50, 3, generator=g, dtype=torch.float64)
+        got = _call(ess, log_w)
+        want = reference(log_w)
+        _expect(torch.is_tensor(got) and got.shape == want.shape, f"for log weights [S, B] = [50, 3] return one ESS per column, shape (3,), got {tuple(got.shape) if torch.is_tensor(got) else type(got).__name__}.")
+        ratio = (got / want).mean().item()
+        _expect(abs(ratio * 50 - 1) > 1e-3, "you returned ESS / S (a fraction); return the ESS itself, a number between 1 and S.")
+        _expect(_is_close(got, want), "on random log weights your ESS differs from (sum w)^2 / sum w^2. Check the square: the numerator is the square of the sum, the denominator the sum of squares.")
+        shifted = _call(ess, log_w + 1000.0)
+        _expect(bool(torch.isfinite(shifted).all()), "with log weights near +1000 your ESS is inf or NaN: exp(1000) overflows. Work in log space (torch.logsumexp) or subtract the largest log weight first.")
+        _expect(_is_close(shifted, want), "adding the same constant to every log weight must not change the ESS (it cancels in the ratio), but yours changed.")
+        tiny = _call(ess, log_w - 1000.0)
+        _expect(bool(torch.isfinite(tiny).all()) and _is_close(tiny, want), "with log weights near -1000 your ESS is wrong or NaN: exp(-1000) underflows to 0. Work in log space or subtract the largest log weight first.")
+
+    return _run("5.2", check)
+
+
+def check_importance_log_marginal(importance_log_marginal: Callable) -> bool:
+    """Exercise 6.2: ``importance_log_marginal(log_lik, log_prior, log_q)`` -> ``[B]``.
+
+    The three arguments are ``[S, B]`` tensors of log p(x|z_s), log p(z_s) and log q(z_s|x) for
+    z_s ~ q(z|x); the answer is log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x). Checks the shape, the
+    sign of each term, averaging rather than summing, and stability for log-densities near -1000.
+    """
+    import math
+
+    from vi_lib.estimators import log_mean_exp
+
+    def check():
+        g = torch.Generator().manual_seed(1)
+        S, B = 64, 5
+        log_lik = torch.randn(S, B, generator=g, dtype=torch.float64) - 3.0
+        log_prior = torch.randn(S, B, generator=g, dtype=torch.float64) - 2.0
+        log_q = torch.randn(S, B, generator=g, dtype=torch.float64) - 1.0
+        want = log_mean_exp(log_lik + log_prior - log_q, dim=0)
+        got = _call(importance_log_marginal, log_lik, log_prior, log_q)
+        _expect(torch.is_tensor(got), f"return a torch tensor, got {type(got).__name__}.")
+        _expect(got.shape == want.shape, f"return one log p(x) per data point, shape (B,) = ({B},), got {tuple(got.shape)}: average over the S samples, dim 0.")
+        diff = (got - want).double()
+        _expect(not _is_close(diff, torch.full_like(diff, math.log(S))), "off by log S: you summed the weights; average them (divide by S, i.e. subtract log S).")
+        wrong_sign = log_mean_exp(log_lik + log_prior + log_q, dim=0)
+        _expect(not _is_close(got, wrong_sign), "the weight divides by q: log w = log p(x|z) + log p(z) - log q(z|x), with a minus sign on log q.")
+        mean_of_logs = (log_lik + log_prior - log_q).mean(dim=0)
+        _expect(not _is_close(got, mean_of_logs), "you averaged the log weights; p(x) is the average of the weights themselves: take the log of the mean of exp(log w).")
+        _expect(_is_close(got, want), "your estimate differs from log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x). Check each term.")
+        far = _call(importance_log_marginal, log_lik - 1000.0, log_prior, log_q)
+        _expect(bool(torch.isfinite(far).all()), "with log-likelihoods near -1000 your answer is -inf or NaN: exp(-1000) underflows. Use torch.logsumexp.")
+        _expect(_is_close(far, want - 1000.0), "with log-likelihoods near -1000 your answer is wrong: use torch.logsumexp rather than exp and log.")
+
+    return _run("6.2", check)
+
+
+def check_kl_to_standard_normal(kl_to_standard_normal: Callable) -> bool:
+    """Exercise 7.2: ``kl_to_standard_normal(mean, log_var)`` -> KL(N(mean, diag e^log_var) || N(0, I)).
+
+    Inputs ``[B, d]``, output ``[B]`` (summed over d). Checks against the closed form and
+    recognises the usual slips: no sum over d, a missing 1/2, a missing -1, the standard
+    deviation in place of the variance, the wrong sign of the log-variance.
+    """
+    from vi_lib.distributions import kl_diagonal_gaussians
+
+    def check():
+        g = torch.Generator().manual_seed(2)
+        B, d = 6, 3
+        mean = torch.randn(B, d, generator=g, dtype=torch.float64)
+        log_var = 0.8 * torch.randn(B, d, generator=g, dtype=torch.float64)
+        want = kl_diagonal_gaussians(mean, log_var)
+        got = _call(kl_to_standard_normal, mean, log_var)
+        _expect(torch.is_tensor(got), f"return a torch tensor, got {type(got).__name__}.")
+        _expect(got.shape == want.shape, f"return one KL per row, shape (B,) = ({B},), got {tuple(got.shape)}: sum over the last dimension d.")
+        zero = _call(kl_to_standard_normal, torch.zeros(2, d, dtype=torch.float64), torch.zeros(2, d, dtype=torch.float64))
+        _expect(_is_close(zero, torch.zeros(2, dtype=torch.float64)), f"the KL of N(0, I) from itself must be 0, got {zero.tolist()}: is the '- 1' in each term there?")
+        _expect(not _is_close(got, 2 * want), "your KL is twice too large: the formula has a factor 1/2.")
+        _expect(not _is_close(got, 0.5 * want), "your KL is half the right value: the factor is 1/2 once, not twice.")
+        wrong_std = 0.5 * (torch.exp(0.5 * log_var) + mean**2 - 1 - log_var).sum(-1)
+        _expect(not _is_close(got, wrong_std), "you used the standard deviation exp(log_var / 2) where the variance exp(log_var) belongs.")
+        wrong_sign = 0.5 * (torch.exp(log_var) + mean**2 - 1 + log_var).sum(-1)
+        _expect(not _is_close(got, wrong_sign), "the log-variance enters with a minus sign: - log sigma^2.")
+        _expect(_is_close(got, want), "your KL differs from the closed form 1/2 sum_j (sigma_j^2 + mu_j^2 - 1 - log sigma_j^2). Check each term.")
+        _expect(bool((got >= 0).all()), "a KL divergence is never negative.")
+
+    return _run("7.2", check)
+
+
+def check_gaussian_log_density(gaussian_log_density: Callable) -> bool:
+    """Exercise 2.2: ``gaussian_log_density(x [N, D], mean [D], cov [D, D]) -> [N]``.
+
+    Compares with ``torch.distributions.MultivariateNormal`` on a 1-D, a 3-D and a 40-D case,
+    and names the usual slips: a missing constant, a missing or doubled log-determinant, a
+    wrong sign, a covariance used where its inverse belongs.
+    """
+    import math
+
+    from torch.distributions import MultivariateNormal
+
+    def cases():
+        g = torch.Generator().manual_seed(0)
+        for n, d in ((7, 1), (50, 3), (20, 40)):
+            a = torch.randn(d, d, generator=g, dtype=torch.float64)
+            cov = a @ a.T / d + 0.5 * torch.eye(d, dtype=torch.float64)
+            mean = torch.randn(d, generator=g, dtype=torch.float64)
+            x = mean + torch.randn(n, d, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov).T
+            yield x, mean, cov
+
+    def check():
+        for x, mean, cov in cases():
+            n, d = x.shape
+            out = gaussian_log_density(x, mean, cov)
+            _expect(torch.is_tensor(out), "Return a torch tensor of log-densities.")
+            _expect(
+                tuple(out.shape) == (n,),
+                f"For x of shape {tuple(x.shape)} the result should have shape ({n},), one "
+                f"log-density per row; got {tuple(out.shape)}. Sum over the D coordinates only.",
+            )
+            out = out.detach().double()
+            want = MultivariateNormal(mean, covariance_matrix=cov).log_prob(x)
+            _expect(bool(torch.isfinite(out).all()), "Some log-densities are NaN or inf.")
+            if torch.allclose(out, want, atol=1e-6, rtol=1e-6):
+                continue
+            diff = out - want
+            if float(diff.std()) < 1e-6:
+                offset = float(diff.mean())
+                log_det = float(torch.logdet(cov))
+                hints = {
+                    0.5 * d * math.log(2 * math.pi): "the -D/2 log(2 pi) constant is missing",
+                    -0.5 * d * math.log(2 * math.pi): "the D/2 log(2 pi) constant is counted twice",
+                    0.5 * log_det: "the -1/2 log det(Sigma) term is missing",
+                    -0.5 * log_det: "the log-determinant is counted twice (log det(Sigma) = 2 sum log L_jj, times -1/2)",
+                }
+                for value, hint in hints.items():
+                    _expect(abs(offset - value) > 1e-6, f"Off by a constant: {hint} (case D = {d}).")
+                _expect(False, f"Off by a constant that depends on Sigma or D (case D = {d}): "
+                               "check the normalising terms.")
+            _expect(False, f"The values differ from the Gaussian log-density by more than a "
+                           f"constant (case D = {d}): check the quadratic form; it uses the "
+                           "inverse covariance, (x - mu)^T Sigma^{-1} (x - mu), with a factor -1/2.")
+
+    return _run("2.2", check)
+
+
+def check_kl_discrete(kl_discrete: Callable) -> bool:
+    """Exercise 3.2: ``kl_discrete(p [..., K], q [..., K]) -> [...]``, KL(p || q) in nats.
+
+    Checks a batch of random distributions, zeros in p (the term is 0, no NaN), a zero in q where
+    p is positive (the KL is infinite), and names the usual slips: arguments swapped, log base 2,
+    a wrong sign, summing over the wrong dimension.
+    """
+    import math
+
+    def want(p, q):
+        return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1)
+
+    def check():
+        g = torch.Generator().manual_seed(0)
+        p = torch.softmax(2 * torch.randn(5, 4, generator=g, dtype=torch.float64), -1)
+        q = torch.softmax(2 * torch.randn(5, 4, generator=g, dtype=torch.float64), -1)
+        out = kl_discrete(p, q)
+        _expect(torch.is_tensor(out), "Return a torch tensor.")
+        _expect(
+            tuple(out.shape) == (5,),
+            f"For p and q of shape (5, 4) the result should have shape (5,): one KL per row, "
+            f"summed over the last dimension; got {tuple(out.shape)}.",
+        )
+        out = out.detach().double()
+        right = want(p, q)
+        if not torch.allclose(out, right, atol=1e-8):
+            _expect(not torch.allclose(out, want(q, p), atol=1e-8),
+                    "You computed KL(q || p): the average is taken under the first argument, p.")
+            _expect(not torch.allclose(out, right / math.log(2), atol=1e-8),
+                    "Your KL is in bits: use the natural logarithm (nats).")
+            _expect(not torch.allclose(out, -right, atol=1e-8), "Wrong sign: it is p log(p / q).")
+            _expect(False, "The values differ from sum_x p(x) log(p(x) / q(x)).")
+        _expect(bool((out >= 0).all()), "A KL divergence is never negative.")
+        same = kl_discrete(p, p)
+        _expect(torch.allclose(same.detach().double(), torch.zeros(5, dtype=torch.float64), atol=1e-10),
+                "KL(p || p) should be 0.")
+        p0 = torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)
+        q0 = torch.tensor([0.25, 0.75, 0.0], dtype=torch.float64)
+        zero_term = torch.as_tensor(kl_discrete(p0, q0)).detach().double()
+        _expect(not bool(torch.isnan(zero_term)),
+                "A term with p(x) = 0 gives NaN: 0 log 0 must count as 0 (torch.xlogy does this).")
+        _expect(torch.allclose(zero_term, want(p0, q0)), "A term with p(x) = 0 must contribute nothing.")
+        q_bad = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+        infinite = torch.as_tensor(kl_discrete(p0, q_bad)).detach().double()
+        _expect(bool(torch.isposinf(infinite)),
+                "Where p(x) > 0 and q(x) = 0 the KL is +inf; you returned "
+                f"{float(infinite)}.")
+
+    return _run("3.2", check)
+
+
+def check_bernoulli_log_likelihood(bernoulli_log_likelihood: Callable) -> bool:
+    """Exercise 8.2: ``bernoulli_log_likelihood(logits [..., 1, 28, 28], x) -> [...]``.
+
+    log p(x|z) = sum_j x_j l_j - log(1 + e^{l_j}) over the pixels (chapter 8, equation
+    ``eq-bernoulli-log-likelihood``). Compared with ``torch.distributions.Bernoulli`` on
+    ``[B, 1, 28, 28]`` and ``[S, B, 1, 28, 28]`` inputs; names the usual slips: no sum over the
+    pixels, a sum over the batch too, the wrong sign, probabilities used as logits, x and 1 - x
+    swapped, and logits of +-1000 giving inf or NaN.
+    """
+    from torch.distributions import Bernoulli, Independent
+
+    def reference(logits, x):
+        return Independent(Bernoulli(logits=logits), 3).log_prob(x)
+
+    def check():
+        g = torch.Generator().manual_seed(8)
+        logits = 3.0 * torch.randn(4, 1, 28, 28, generator=g, dtype=torch.float64)
+        x = torch.bernoulli(torch.full((4, 1, 28, 28), 0.3, dtype=torch.float64), generator=g)
+        want = reference(logits, x)
+        got = _call(bernoulli_log_likelihood, logits, x)
+        _expect(torch.is_tensor(got), f"return a torch tensor, got {type(got).__name__}.")
+        _expect(got.numel() != 1 or want.numel() == 1, "you summed over the batch too: return one log-likelihood per image, shape [B].")
+        _expect(got.shape == want.shape, f"for images [4, 1, 28, 28] return one number per image, shape (4,), got {tuple(got.shape)}: sum over the last three dimensions (channel, height, width) only.")
+        got = got.double()
+        _expect(not _is_close(got, -want, 1e-5), "wrong sign: a log-likelihood of binary pixels is at most 0 (it is minus the binary cross-entropy).")
+        probs = torch.sigmoid(logits)
+        as_probs = reference(torch.logit(torch.sigmoid(probs)), x)
+        _expect(not _is_close(got, as_probs, 1e-5), "you applied the sigmoid twice: the decoder's outputs are already logits.")
+        swapped = reference(logits, 1 - x)
+        _expect(not _is_close(got, swapped, 1e-5), "x and 1 - x are swapped: a pixel that is on (x = 1) contributes log sigma(l).")
+        _expect(_is_close(got, want, 1e-5), "your values differ from sum_j [x_j l_j - log(1 + exp(l_j))]. Check each term.")
+        batch = 2.0 * torch.randn(3, 2, 1, 28, 28, generator=g, dtype=torch.float64)
+        xb = torch.bernoulli(torch.full((3, 2, 1, 28, 28), 0.5, dtype=torch.float64), generator=g)
+        got = _call(bernoulli_log_likelihood, batch, xb)
+        _expect(torch.is_tensor(got) and got.shape == (3, 2), f"for logits [S, B, 1, 28, 28] = [3, 2, 1, 28, 28] return shape (3, 2), got {tuple(got.shape) if torch.is_tensor(got) else type(got).__name__}: sum over the last three dimensions, whatever comes before.")
+        big = torch.zeros(2, 1, 28, 28, dtype=torch.float64)
+        big[0, 0, 0, 0], big[1, 0, 0, 0] = 1000.0, -1000.0
+        xs = torch.zeros(2, 1, 28, 28, dtype=torch.float64)
+        xs[1, 0, 0, 0] = 1.0
+        got = _call(bernoulli_log_likelihood, big, xs)
+        _expect(bool(torch.isfinite(got).all()), "with logits of +-1000 your result is inf or NaN: sigmoid(1000) rounds to 1 and log(1 - 1) = -inf. Work with the logits: x l - softplus(l).")
+        _expect(_is_close(got.double(), reference(big, xs), 1e-6), "with logits of +-1000 your result is wrong: use torch.nn.functional.softplus(l) for log(1 + e^l).")
+
+    return _run("8.2", check)
+
+
+def check_linear_gaussian_log_marginal(linear_gaussian_log_marginal: Callable) -> bool:
+    """Exercise 4.2: ``linear_gaussian_log_marginal(x [B, D], weight [D, d], bias [D], noise_std) -> [B]``.
+
+    Compares with :meth:`vi_lib.models.LinearGaussianModel.log_marginal` on models with D != d,
+    and names the usual slips: W^T W for W W^T, a missing noise term, s instead of s^2.
+    """
+    from torch.distributions import MultivariateNormal
+
+    from vi_lib.models import LinearGaussianModel
+
+    def check():
+        for latent_dim, data_dim, noise_std in ((1, 3, 0.5), (4, 6, 0.3), (3, 3, 2.0)):
+            model = LinearGaussianModel.random(latent_dim, data_dim, noise_std=noise_std, seed=latent_dim)
+            x, _ = model.sample(8, generator=torch.Generator().manual_seed(0))
+            try:
+                out = linear_gaussian_log_marginal(x, model.weight, model.bias, noise_std)
+            except NotImplementedError:
+                raise
+            except RuntimeError as error:  # torch's shape errors
+                raise _Verdict(
+                    f"Your function raised a shape error for W of shape {tuple(model.weight.shape)} "
+                    f"(D = {data_dim}, d = {latent_dim}): the covariance of x is D x D, W W^T + s^2 I_D. "
+                    f"({(str(error).splitlines() or [type(error).__name__])[0]})"
+                ) from None
+            _expect(torch.is_tensor(out), "Return a torch tensor.")
+            _expect(tuple(out.shape) == (8,),
+                    f"For x of shape (8, {data_dim}) return shape (8,), got {tuple(out.shape)}.")
+            out = out.detach().double()
+            want = model.log_marginal(x)
+            if torch.allclose(out, want, atol=1e-6):
+                continue
+            eye = torch.eye(data_dim, dtype=x.dtype)
+            ww = model.weight @ model.weight.T
+            no_noise_ok = bool(torch.linalg.eigvalsh(ww).min() > 1e-9)
+            if no_noise_ok:
+                no_noise = MultivariateNormal(model.bias, ww).log_prob(x)
+                _expect(not torch.allclose(out, no_noise, atol=1e-6),
+                        "The noise is missing: the covariance is W W^T + s^2 I.")
+            with_s = MultivariateNormal(model.bias, ww + noise_std * eye).log_prob(x)
+            _expect(not torch.allclose(out, with_s, atol=1e-6),
+                    "Use the noise variance s^2, not the standard deviation s, on the diagonal.")
+            no_bias = MultivariateNormal(torch.zeros_like(model.bias), ww + noise_std**2 * eye).log_prob(x)
+            _expect(not torch.allclose(out, no_bias, atol=1e-6), "The mean of x is the bias b, not 0.")
+            _expect(False, f"The values differ from log N(x; b, W W^T + s^2 I) (case D = {data_dim}, d = {latent_dim}).")
+
+    return _run("4.2", check)

@@ -195,3 +195,48 @@ def isotropic_gaussian_log_likelihood(
         - num_dims * torch.log(std_t)
         - 0.5 * num_dims * math.log(2.0 * math.pi)
     )
+
+
+_COVARIANCE_KINDS = ("full", "diagonal", "isotropic")
+
+
+def fit_gaussian(x: torch.Tensor, covariance: str = "full"):
+    """The maximum-likelihood Gaussian for data ``x`` with a full, diagonal or isotropic covariance.
+
+    Chapter 2 (counting parameters: what each covariance can represent) and chapter 3 (these are
+    the maximum-likelihood estimates): the mean is the sample mean, and the covariance is
+
+    - ``"full"``: the sample covariance (1/N) sum_n (x_n - mu)(x_n - mu)^T, D(D+1)/2 numbers;
+    - ``"diagonal"``: its diagonal, the per-dimension variances, D numbers;
+    - ``"isotropic"``: sigma^2 I with sigma^2 the average of those variances, one number.
+
+    Args:
+        x: ``[N, D]`` data, N >= 2, floating point.
+        covariance: ``"full"``, ``"diagonal"`` or ``"isotropic"``.
+
+    Returns:
+        ``torch.distributions.MultivariateNormal`` with event shape ``(D,)`` (batch shape ``()``).
+    """
+    from torch.distributions import MultivariateNormal
+
+    _require_tensor("x", x)
+    if x.dim() != 2 or x.shape[0] < 2 or not x.is_floating_point():
+        raise ValueError(
+            f"x must be a floating-point tensor [N, D] with N >= 2 data points, got shape "
+            f"{tuple(x.shape)} and dtype {x.dtype}. For one feature use x.reshape(-1, 1)."
+        )
+    if covariance not in _COVARIANCE_KINDS:
+        raise ValueError(f"covariance must be one of {_COVARIANCE_KINDS}, got {covariance!r}.")
+    mean = x.mean(dim=0)
+    centred = x - mean
+    if covariance == "full":
+        cov = centred.T @ centred / x.shape[0]
+        cov = 0.5 * (cov + cov.T)
+    elif covariance == "diagonal":
+        cov = torch.diag(centred.pow(2).mean(dim=0))
+    else:
+        cov = centred.pow(2).mean() * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    return MultivariateNormal(mean, covariance_matrix=cov)
+
+
+__all__.append("fit_gaussian")
