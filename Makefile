@@ -6,7 +6,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test site-test execute sync clean
+# PyTorch's OpenMP threads spin while they wait for each other, which collapses throughput on a
+# machine that is busy with other work; passive waiting costs nothing on an idle one.
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: setup book test site-test student execute sync clean
 
 setup: $(STAMP)
 
@@ -31,6 +35,10 @@ site-test: $(STAMP)
 ## Re-execute notebooks in place (authors): `make execute` for all, or NB="notebooks/01_*.ipynb".
 execute: $(STAMP)
 	$(PY) tools/execute_notebooks.py $(NB)
+
+## Generate the student edition of every chapter into student/ (solutions removed; not committed).
+student: $(STAMP)
+	$(PY) tools/make_student_editions.py
 
 ## Rewrite the Colab setup and notation cells of every notebook from _config.yml.
 sync: $(STAMP)

@@ -346,3 +346,213 @@ class MLPVAE(VAE):
         else:
             std = torch.full_like(out, float(self.decoder_std))
         return Independent(Normal(out, std), 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Chapter 8: the convolutional VAE on MNIST, and checkpoints
+# ---------------------------------------------------------------------------------------
+
+
+class ConvVAE(VAE):
+    """A convolutional VAE for 28 x 28 grey-level images such as MNIST (chapter 8).
+
+    Encoder: x ``[B, 1, 28, 28]`` -> conv 4x4 stride 2 (``channels[0]`` maps, 14 x 14) ->
+    conv 4x4 stride 2 (``channels[1]`` maps, 7 x 7) -> linear (``hidden_dim``) -> linear to the
+    mean and log-variance of q(z|x) = N(mu, diag sigma^2).
+    Decoder: the mirror image, z ``[..., d]`` -> linear -> linear -> two transposed convolutions
+    4x4 stride 2 -> one number per pixel, turned into p(x|z) by
+
+    - ``likelihood="bernoulli"``: independent Bernoulli(logits) per pixel, for binarised digits;
+    - ``likelihood="gaussian"``: N(sigmoid(output), std^2) per pixel, ``std`` learned per pixel
+      or the fixed number ``decoder_std``.
+
+    ``decode(z)`` accepts any leading dimensions (e.g. ``[S, B, d]``) and returns a distribution
+    with that batch shape and event shape ``(1, 28, 28)``.
+    """
+
+    LIKELIHOODS = ("bernoulli", "gaussian")
+    IMAGE_SHAPE = (1, 28, 28)
+
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        likelihood: str = "bernoulli",
+        channels: tuple[int, int] = (32, 64),
+        hidden_dim: int = 256,
+        decoder_std: float | None = None,
+    ):
+        super().__init__(latent_dim)
+        if likelihood not in self.LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {self.LIKELIHOODS}, got {likelihood!r}")
+        channels = tuple(channels)
+        if len(channels) != 2 or any(not isinstance(c, int) or c < 1 for c in channels):
+            raise ValueError(f"channels must be two positive ints (maps of the two convolutions), got {channels!r}")
+        if not isinstance(hidden_dim, int) or hidden_dim < 1:
+            raise ValueError(f"hidden_dim must be a positive int, got {hidden_dim!r}")
+        if decoder_std is not None and not (isinstance(decoder_std, numbers.Real) and decoder_std > 0):
+            raise ValueError(f"decoder_std must be None (learned) or a positive number, got {decoder_std!r}")
+        self.likelihood = likelihood
+        self.channels = channels
+        self.hidden_dim = hidden_dim
+        self.decoder_std = decoder_std
+        c1, c2 = channels
+        flat = c2 * 7 * 7
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 4, stride=2, padding=1),  # 28 -> 14
+            nn.SiLU(),
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # 14 -> 7
+            nn.SiLU(),
+            nn.Flatten(),
+            nn.Linear(flat, hidden_dim),
+            nn.SiLU(),
+            nn.Linear(hidden_dim, 2 * latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim),
+            nn.SiLU(),
+            nn.Linear(hidden_dim, flat),
+            nn.SiLU(),
+            nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1),  # 7 -> 14
+            nn.SiLU(),
+            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),  # 14 -> 28
+        )
+        if likelihood == "gaussian" and decoder_std is None:
+            self.decoder_log_std = nn.Parameter(torch.full(self.IMAGE_SHAPE, -1.0))
+
+    def config(self) -> dict:
+        return {
+            "latent_dim": self.latent_dim,
+            "likelihood": self.likelihood,
+            "channels": list(self.channels),
+            "hidden_dim": self.hidden_dim,
+            "decoder_std": self.decoder_std,
+        }
+
+    def encode(self, x: torch.Tensor) -> Distribution:
+        """q(z|x): batch shape ``(B,)``, event ``(d,)`` for images x ``[B, 1, 28, 28]`` in [0, 1]."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.IMAGE_SHAPE:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"encode expects images of shape [B, 1, 28, 28], got {shape}; "
+                "add the channel dimension with x.unsqueeze(1)"
+            )
+        mean, log_var = self.encoder(x).chunk(2, dim=-1)
+        return diagonal_gaussian(mean, log_var)
+
+    def decoder_output(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's raw output per pixel, ``[..., 1, 28, 28]`` (logits, or pre-sigmoid means)."""
+        if not isinstance(z, torch.Tensor) or z.dim() < 1 or z.shape[-1] != self.latent_dim:
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"decode expects z of shape [..., {self.latent_dim}], got {shape}")
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, self.latent_dim))
+        return out.reshape(*lead, *self.IMAGE_SHAPE)
+
+    def decode(self, z: torch.Tensor) -> Distribution:
+        """p(x|z): batch shape ``z.shape[:-1]``, event ``(1, 28, 28)`` for z ``[..., d]``."""
+        out = self.decoder_output(z)
+        if self.likelihood == "bernoulli":
+            return Independent(Bernoulli(logits=out, validate_args=False), 3)
+        mean = torch.sigmoid(out)
+        if self.decoder_std is None:
+            std = self.decoder_log_std.exp().expand_as(out)
+        else:
+            std = torch.full_like(out, float(self.decoder_std))
+        return Independent(Normal(mean, std, validate_args=False), 3)
+
+
+MODEL_CLASSES = {"ConvVAE": ConvVAE, "MLPVAE": MLPVAE}
+"""The VAE classes a checkpoint may name (``model_class``), by class name."""
+
+CHECKPOINT_FORMAT = "vi_lib.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file is missing, is not a vi_lib checkpoint, or is damaged."""
+
+
+def save_checkpoint(path, model: VAE, **state) -> Path:
+    """Save ``model`` (its class, configuration and weights) and any extra ``state`` to ``path``.
+
+    The file is written to ``path + ".tmp"`` in the same folder, flushed to disk, then renamed
+    over ``path`` in one atomic step, so a crash mid-save leaves the previous checkpoint intact.
+    ``state`` holds whatever training needs to resume (optimiser state, RNG states, epoch,
+    settings): tensors, numbers, strings, lists and dicts of those.
+
+    Returns:
+        the path written, as a :class:`pathlib.Path`.
+    """
+    import os
+    from pathlib import Path
+
+    if not isinstance(model, VAE) or type(model).__name__ not in MODEL_CLASSES:
+        raise TypeError(f"model must be one of {sorted(MODEL_CLASSES)}, got {type(model).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_class": type(model).__name__,
+        "config": model.config(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state": state,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, map_location: str | torch.device = "cpu") -> tuple[VAE, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint`: ``(model, state)``.
+
+    The model is rebuilt from the saved class and configuration (no other arguments needed),
+    its weights restored, and put on ``map_location`` in eval mode. ``state`` is the extra
+    state saved with it (an empty dict if none). Raises :class:`CheckpointError` with a clear
+    message if the file is missing, is not a checkpoint, or is damaged.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: the file does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{path} is not a readable vi_lib checkpoint (truncated, damaged, or another kind of "
+            f"file): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a vi_lib checkpoint (it has no '{CHECKPOINT_FORMAT}' header); "
+            "checkpoints are written by vi_lib.models.save_checkpoint or python -m vi_lib.train"
+        )
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} is a checkpoint of format version {payload.get('version')!r}; this vi_lib "
+            f"reads version {CHECKPOINT_VERSION}"
+        )
+    name = payload.get("model_class")
+    if name not in MODEL_CLASSES:
+        raise CheckpointError(f"{path} holds an unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}")
+    try:
+        model = MODEL_CLASSES[name](**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: the saved weights do not fit a {name}: {error}") from None
+    model.to(map_location).eval()
+    return model, payload.get("state", {})
+
+
+def load_model(path, map_location: str | torch.device = "cpu") -> VAE:
+    """The model of a checkpoint, ready to use (eval mode); see :func:`load_checkpoint`."""
+    return load_checkpoint(path, map_location)[0]
+
+
+__all__ += ["ConvVAE", "MODEL_CLASSES", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model"]

@@ -14,8 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import warnings
+
 import torch
-from tqdm.auto import tqdm
+
+with warnings.catch_warnings():
+    # In a notebook without ipywidgets tqdm.auto warns once and falls back to text bars; the
+    # text bars are fine (and what a static page shows), so the warning is only noise.
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
+from tqdm.std import tqdm as _tqdm_base  # every tqdm bar (text, notebook, auto) is one of these
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -51,7 +59,11 @@ class EpochStats:
 
 
 def _gradients_are_finite(model) -> bool:
-    return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+    """One check (one synchronisation) for all gradients: their norms are finite iff all entries are."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
 
 
 def _batches(n: int, batch_size: int, generator: Optional[torch.Generator], shuffle: bool):
@@ -71,6 +83,7 @@ def train_epoch(
     transform: Optional[Transform] = None,
     num_samples: int = 1,
     progress: bool | tqdm = False,
+    kl_weight: float = 1.0,
 ) -> EpochStats:
     """One pass of stochastic gradient ascent on the ELBO (chapter 7, algorithm "train a VAE").
 
@@ -79,11 +92,17 @@ def train_epoch(
     ``generator`` (a CPU ``torch.Generator``) fixes the batch order and the transform's randomness.
     Raises :class:`NonFiniteLossError` as soon as the ELBO of a batch is NaN or infinite, before
     the optimiser takes the step, so the parameters stay the last finite ones.
+
+    ``kl_weight`` (beta, default 1) scales the complexity term in the loss,
+    ``-(accuracy - beta * complexity)``: a KL warm-up raises it from near 0 to 1 over the first
+    epochs (chapter 8). The statistics returned are always of the true ELBO (beta = 1).
     """
+    if not (isinstance(kl_weight, (int, float)) and 0 <= kl_weight and math.isfinite(kl_weight)):
+        raise ValueError(f"kl_weight must be a non-negative number, got {kl_weight!r}")
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)
     n = len(data)
-    bar = progress if isinstance(progress, tqdm) else tqdm(total=n, disable=not progress, unit="img", leave=False)
+    bar = progress if isinstance(progress, _tqdm_base) else tqdm(total=n, disable=not progress, unit="img", leave=False)
     start = time.perf_counter()
     seen = 0
     if data.is_floating_point() and not torch.isfinite(data).all():
@@ -96,7 +115,10 @@ def train_epoch(
         elbo = terms.elbo.mean()
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(elbo):
-            (-elbo).backward()
+            if kl_weight == 1.0:
+                (-elbo).backward()
+            else:
+                (kl_weight * terms.complexity.mean() - terms.accuracy.mean()).backward()
         if not torch.isfinite(elbo) or not _gradients_are_finite(model):
             what = f"the ELBO became {elbo.item()}" if not torch.isfinite(elbo) else "a gradient became NaN or infinite"
             raise NonFiniteLossError(
@@ -111,7 +133,7 @@ def train_epoch(
             ).double().cpu()
         bar.update(len(idx))
         bar.set_postfix(elbo=f"{elbo.item():.2f}", refresh=False)
-    if not isinstance(progress, tqdm):
+    if not isinstance(progress, _tqdm_base):
         bar.close()
     seconds = time.perf_counter() - start
     means = (totals / n).tolist()
@@ -185,3 +207,20 @@ def fit(
         history.append(row)
         bar.set_postfix(train_elbo=f"{stats.elbo:.2f}", refresh=False)
     return history
+
+
+def binarize_batch(images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Dynamic binarisation of a batch on any device, as a ``transform`` for :func:`train_epoch`.
+
+    Same protocol as :func:`vi_lib.data.binarize` (each pixel ~ Bernoulli(grey level / 255),
+    drawn afresh at every call), which it calls on the CPU. On a GPU the uniform numbers are drawn
+    on the CPU from ``generator`` and compared on the GPU, so one CPU generator fixes the result
+    wherever it runs. Returns ``float32`` 0/1 of the same shape, on the images' device.
+    """
+    if images.device.type == "cpu":
+        from vi_lib.data import binarize
+
+        return binarize(images, generator)
+    probs = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    uniform = torch.rand(images.shape, generator=generator).to(images.device, non_blocking=True)
+    return (uniform < probs).float()

@@ -1,0 +1,325 @@
+"""Train a convolutional VAE on MNIST from the command line (chapter 8, the results page).
+
+    python -m vi_lib.train --out runs/mnist.pt --epochs 100 --latent-dim 32
+    python -m vi_lib.train --out runs/mnist.pt --resume      # continue an interrupted run
+
+Protocol: dynamic binarisation (every training image is re-binarised each time it is used), the
+test ELBO on one fixed binarisation of the 10,000 test images (seed ``--test-seed``), Adam with a
+learning rate decayed exponentially from ``--lr`` to ``--lr-final``, and a KL warm-up whose weight
+rises linearly from ``1 / warmup_epochs`` to 1 over the first ``--warmup-epochs`` epochs.
+
+After every epoch the checkpoint (model, optimiser and RNG states) is written
+atomically to ``--out`` and one row (train ELBO, test ELBO, seconds, ...) is appended to
+``<out without .pt>.metrics.json``. ``--resume`` continues from the checkpoint with the same
+settings, optimiser state and random numbers, so an interrupted run loses at most the epoch that
+was under way, and 1 + 1 epochs give the same weights as 2. A NaN or infinite ELBO stops training
+with a message (exit status 3); the checkpoint of the last good epoch is kept.
+"""
+
+from __future__ import annotations
+
+import os
+
+# On a CPU shared with other jobs, OpenMP threads that spin while they wait for each other collapse
+# throughput (measured on our 2-core machine under load: 70 images/s with spinning threads, about
+# 1,000 with sleeping ones). Effective only if set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import datetime as _dt
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from vi_lib.data import load_mnist
+from vi_lib.models import ConvVAE, CheckpointError, load_checkpoint, save_checkpoint
+from vi_lib.training import tqdm, NonFiniteLossError, binarize_batch, evaluate_elbo, pick_device, train_epoch
+
+#: Settings stored in the checkpoint; on --resume they are taken from it.
+SETTINGS = (
+    "latent_dim", "likelihood", "hidden_dim", "channels", "epochs", "batch_size", "lr", "lr_final",
+    "warmup_epochs", "schedule", "max_minutes", "seed", "test_seed", "limit_train", "limit_test",
+)
+EXIT_NON_FINITE = 3
+
+
+def metrics_path(checkpoint: str | os.PathLike) -> Path:
+    """Where the per-epoch metrics of a checkpoint live: ``runs/x.pt`` -> ``runs/x.metrics.json``."""
+    checkpoint = Path(checkpoint)
+    stem = checkpoint.name[:-3] if checkpoint.name.endswith(".pt") else checkpoint.name
+    return checkpoint.with_name(stem + ".metrics.json")
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON to ``path`` via a temporary file and a rename (never a half-written file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vi_lib.train",
+        description="Train a convolutional VAE on dynamically binarised MNIST.",
+    )
+    parser.add_argument("--out", required=True, help="checkpoint path, e.g. runs/mnist.pt")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved at --out (its settings are used)")
+    parser.add_argument("--latent-dim", type=_positive_int, default=32)
+    parser.add_argument("--likelihood", choices=ConvVAE.LIKELIHOODS, default="bernoulli")
+    parser.add_argument("--hidden-dim", type=_positive_int, default=256)
+    parser.add_argument("--channels", type=_positive_int, nargs=2, default=[32, 64], metavar=("C1", "C2"))
+    parser.add_argument("--epochs", type=_positive_int, default=20, help="total number of epochs of the run")
+    parser.add_argument("--batch-size", type=_positive_int, default=128)
+    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="initial learning rate of Adam")
+    parser.add_argument("--lr-final", type=_positive_float, default=None, help="learning rate at the last epoch (default: --lr, no decay)")
+    parser.add_argument("--schedule", choices=("epochs", "time"), default="epochs",
+                        help="decay the learning rate over the epochs, or over the --max-minutes time budget")
+    parser.add_argument("--warmup-epochs", type=_non_negative_int, default=0, help="KL warm-up length in epochs (0: none)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seeds initial weights, batches and binarisation")
+    parser.add_argument("--test-seed", type=_non_negative_int, default=0, help="seed of the test set's one binarisation")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--max-minutes", type=_positive_float, default=None, help="time budget: stop (resumably) when the next epoch would end past it")
+    parser.add_argument("--limit-train", type=_positive_int, default=None, help="use only the first N training images (tests)")
+    parser.add_argument("--limit-test", type=_positive_int, default=None, help="use only the first N test images (tests)")
+    parser.add_argument("--data", default=None, help="MNIST folder (default: $VI_LIB_DATA or the cache)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def kl_weight(epoch: int, warmup_epochs: int) -> float:
+    """KL warm-up: beta = epoch / warmup_epochs for epochs 1..warmup_epochs, then 1."""
+    return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)
+
+
+def learning_rate(settings: dict, epoch: int, wall_seconds: float) -> float:
+    """Exponential decay from ``lr`` to ``lr_final``, lr * (lr_final / lr) ** progress.
+
+    ``progress`` is the fraction of the run done before this epoch: (epoch - 1) / (epochs - 1) for
+    ``schedule="epochs"``, or the fraction of the time budget used, wall_seconds / (60 *
+    max_minutes), for ``schedule="time"`` (the rate then reaches lr_final when time runs out, however
+    fast the machine is; resuming continues from the saved time).
+    """
+    if settings.get("schedule", "epochs") == "time":
+        progress = min(1.0, wall_seconds / (60.0 * settings["max_minutes"]))
+    else:
+        progress = (epoch - 1) / max(1, settings["epochs"] - 1)
+    return settings["lr"] * (settings["lr_final"] / settings["lr"]) ** progress
+
+
+def _environment(device: torch.device) -> dict:
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        env["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every OS
+        pass
+    return env
+
+
+def _load_data(settings: dict, device: torch.device, root) -> tuple[torch.Tensor, torch.Tensor]:
+    train, _ = load_mnist("train", root=root)
+    test, _ = load_mnist("test", root=root)
+    if settings["limit_train"]:
+        train = train[: settings["limit_train"]]
+    if settings["limit_test"]:
+        test = test[: settings["limit_test"]]
+    # One uint8 tensor each, [N, 1, 28, 28], on the device; binarised batch by batch.
+    return train.unsqueeze(1).to(device), test.unsqueeze(1).to(device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        device = pick_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    if args.resume:
+        if not out.exists():
+            parser.error(f"--resume: there is no checkpoint at {out} to resume from")
+        try:
+            model, state = load_checkpoint(out, map_location=device)
+        except CheckpointError as error:
+            print(f"error: cannot resume: {error}", file=sys.stderr)
+            return 2
+        if "settings" not in state:
+            print(f"error: cannot resume: {out} holds a model but no training state", file=sys.stderr)
+            return 2
+        settings = state["settings"]
+        start_epoch = state["epoch"]
+        metrics = json.loads(metrics_path(out).read_text()) if metrics_path(out).exists() else None
+        if metrics is None:
+            print(f"error: cannot resume: the metrics file {metrics_path(out)} is missing", file=sys.stderr)
+            return 2
+        metrics["epochs"] = metrics["epochs"][:start_epoch]
+        metrics.setdefault("resumed", []).append({"at_epoch": start_epoch, "command": _command(argv)})
+        if start_epoch >= settings["epochs"]:
+            print(f"{out} already finished its {settings['epochs']} epochs; nothing to do")
+            return 0
+    else:
+        if args.lr_final is None:
+            args.lr_final = args.lr
+        if args.schedule == "time" and args.max_minutes is None:
+            parser.error("--schedule time needs --max-minutes (the budget the learning rate decays over)")
+        settings = {k: getattr(args, k) for k in SETTINGS}
+        settings["channels"] = list(settings["channels"])
+        start_epoch = 0
+        state = None
+        torch.manual_seed(settings["seed"])
+        model = ConvVAE(
+            latent_dim=settings["latent_dim"], likelihood=settings["likelihood"],
+            channels=tuple(settings["channels"]), hidden_dim=settings["hidden_dim"],
+        ).to(device)
+        metrics = {
+            "command": _command(argv),
+            "settings": settings,
+            "num_parameters": sum(p.numel() for p in model.parameters()),
+            "environment": _environment(device),
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "protocol": "dynamic binarisation for training; test ELBO on one fixed binarisation (test_seed)",
+            "epochs": [],
+        }
+
+    train, test = _load_data(settings, device, args.data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    generator = torch.Generator().manual_seed(settings["seed"])
+    training_seconds = 0.0  # time in training epochs only
+    wall_seconds = 0.0  # training plus the test ELBO after each epoch: what --max-minutes limits
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        training_seconds = state.get("training_seconds", 0.0)
+        wall_seconds = state.get("wall_seconds", training_seconds)
+    test_generator = torch.Generator()
+    budget = args.max_minutes if args.max_minutes is not None else settings.get("max_minutes")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(
+        f"training ConvVAE (d={settings['latent_dim']}, {sum(p.numel() for p in model.parameters()):,} parameters) "
+        f"on {len(train):,} images, epochs {start_epoch + 1}..{settings['epochs']}, device {device}, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
+    for epoch in range(start_epoch + 1, settings["epochs"] + 1):
+        epoch_start = time.perf_counter()
+        beta = kl_weight(epoch, settings["warmup_epochs"])
+        lr = learning_rate(settings, epoch, wall_seconds)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        bar = tqdm(total=len(train), unit="img", disable=args.no_progress, leave=False,
+                   desc=f"epoch {epoch}/{settings['epochs']}")
+        try:
+            stats = train_epoch(model, optimizer, train, settings["batch_size"], generator,
+                                transform=binarize_batch, progress=bar, kl_weight=beta)
+        except NonFiniteLossError as error:
+            bar.close()
+            kept = f"the checkpoint of epoch {epoch - 1} is kept at {out}" if epoch > 1 or start_epoch else "no checkpoint was written"
+            print(f"error: training stopped in epoch {epoch}: {error}\n{kept}.", file=sys.stderr)
+            return EXIT_NON_FINITE
+        bar.close()
+        test_generator.manual_seed(settings["test_seed"])
+        test_stats = evaluate_elbo(model, test, batch_size=1000, transform=binarize_batch, generator=test_generator)
+        training_seconds += stats.seconds
+        wall_seconds += time.perf_counter() - epoch_start
+        row = {
+            "epoch": epoch,
+            "train_elbo": stats.elbo,
+            "train_accuracy": stats.accuracy,
+            "train_complexity": stats.complexity,
+            "test_elbo": test_stats.elbo,
+            "test_accuracy": test_stats.accuracy,
+            "test_complexity": test_stats.complexity,
+            "kl_weight": beta,
+            "lr": lr,
+            "seconds": stats.seconds,
+            "test_seconds": test_stats.seconds,
+            "images_per_second": stats.items_per_second,
+            "training_seconds_total": training_seconds,
+            "wall_seconds_total": wall_seconds,
+        }
+        save_checkpoint(
+            out, model,
+            settings=settings, epoch=epoch, optimizer=optimizer.state_dict(),
+            generator=generator.get_state(), torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            training_seconds=training_seconds, wall_seconds=wall_seconds,
+        )
+        metrics["epochs"].append(row)
+        metrics["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        write_json_atomic(metrics_path(out), metrics)
+        print(
+            f"epoch {epoch:3d}  train ELBO {stats.elbo:8.2f}  test ELBO {test_stats.elbo:8.2f}  "
+            f"KL {test_stats.complexity:6.2f}  beta {beta:.2f}  lr {lr:.2e}  "
+            f"{stats.seconds:5.1f} s ({stats.items_per_second:,.0f} img/s)",
+            flush=True,
+        )
+        last_epoch_seconds = time.perf_counter() - epoch_start
+        if budget is not None and epoch < settings["epochs"] and (
+            wall_seconds + last_epoch_seconds > 60 * budget  # the next epoch would not fit
+        ):
+            print(f"stopping after epoch {epoch}: {wall_seconds / 60:.1f} min of training; another epoch would pass --max-minutes "
+                  f"{budget}; --resume continues the run", flush=True)
+            break
+    return 0
+
+
+def _command(argv) -> str:
+    words = sys.argv[1:] if argv is None else list(argv)
+    return "python -m vi_lib.train " + " ".join(shlex.quote(w) for w in words)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
