@@ -6,13 +6,16 @@
 What it prints:
 
 1. **Speed.** ``vi_lib.training.train_epoch`` (the loop behind ``python -m vi_lib.train``, with
-   dynamic binarisation, the ELBO through ``vi_lib.estimators`` and its NaN checks) against a plain
-   hand-written PyTorch loop over the *same* ConvVAE, batch size and data tensor: encoder, the
-   reparameterisation, decoder, binary cross-entropy and the closed-form KL written out, nothing
-   else. Both run in this one process, alternating in rounds so that a change in the load of a
-   shared machine hits both alike; the ratio library / plain should be >= 1 (up to noise). The
-   plain loop is also timed with channels-last tensors, to show whether that layout pays for
-   training on this CPU.
+   dynamic binarisation, the ELBO through ``vi_lib.estimators`` and its NaN checks), with the model
+   and optimiser as vi_lib builds them (``ConvVAE``'s channels-last weights, ``training.adam``'s
+   fused Adam), against a plain hand-written PyTorch loop over the *same* ConvVAE architecture,
+   batch size and data tensor, with PyTorch's defaults (contiguous weights, ``torch.optim.Adam``):
+   encoder, the reparameterisation, decoder, binary cross-entropy and the closed-form KL written
+   out, nothing else. All run in this one process, alternating in rounds so that a change in the
+   load of a shared machine hits them alike; the ratio library / plain must be >= 1. The plain loop
+   is also timed with the library's settings, which isolates what the library's checks and
+   ``torch.distributions`` cost, and the library loop once more with ``torch.compile`` (unless
+   ``--no-compile``), to see whether compiling pays on this machine.
 2. **Memory.** Peak resident memory of ``python -m vi_lib.evaluate CHECKPOINT --num-samples 5000``
    on ``--memory-images`` test images (the chunked evaluation must stay under 3 GB).
 3. **Quality.** The committed results of the 30-minute run (``book/results/*.json``, written by
@@ -64,42 +67,58 @@ def plain_step(model, optimizer, x_uint8, generator):
     optimizer.step()
 
 
-def measure_speed(images: torch.Tensor, batch_size: int, per_round: int, rounds: int) -> dict:
+def measure_speed(images: torch.Tensor, batch_size: int, per_round: int, rounds: int, compile_: bool = True) -> dict:
     from vi_lib.models import ConvVAE
-    from vi_lib.training import binarize_batch, train_epoch
+    from vi_lib.training import adam, binarize_batch, train_epoch
 
-    def fresh(channels_last=False):
+    def fresh(plain: bool):
         torch.manual_seed(0)
         model = ConvVAE(latent_dim=32)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+        if plain:  # PyTorch's defaults, as a hand-written loop would have them
+            return model.to(memory_format=torch.contiguous_format), torch.optim.Adam(model.parameters(), lr=1e-3)
+        return model, adam(model, lr=1e-3)  # as vi_lib builds them: channels-last, fused Adam
 
     data = images[:per_round].unsqueeze(1).contiguous()  # [N, 1, 28, 28] uint8, one tensor
-    data_cl = data.contiguous(memory_format=torch.channels_last)
-    lib_model, lib_opt = fresh()
-    plain_model, plain_opt = fresh()
-    cl_model, cl_opt = fresh(channels_last=True)
+    lib_model, lib_opt = fresh(plain=False)
+    plain_model, plain_opt = fresh(plain=True)
+    tuned_model, tuned_opt = fresh(plain=False)
     generator = torch.Generator().manual_seed(0)
 
     def run_library():
         train_epoch(lib_model, lib_opt, data, batch_size, generator, binarize_batch)
 
-    def run_plain(model, opt, tensor):
-        order = torch.randperm(len(tensor), generator=generator)
-        for start in range(0, len(tensor), batch_size):
-            plain_step(model, opt, tensor[order[start : start + batch_size]], generator)
+    def run_plain(model, opt):
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data), batch_size):
+            plain_step(model, opt, data[order[start : start + batch_size]], generator)
 
-    timings = {"library": [], "plain": [], "plain_channels_last": []}
-    # warm-up (allocator, oneDNN kernels), not timed
-    run_library()
-    run_plain(plain_model, plain_opt, data)
-    run_plain(cl_model, cl_opt, data_cl)
-    for _ in range(rounds):
-        for name, fn in (("library", run_library), ("plain", lambda: run_plain(plain_model, plain_opt, data)),
-                         ("plain_channels_last", lambda: run_plain(cl_model, cl_opt, data_cl))):
+    loops = {
+        "library": run_library,
+        "plain": lambda: run_plain(plain_model, plain_opt),
+        "plain_with_library_settings": lambda: run_plain(tuned_model, tuned_opt),
+    }
+    compile_report = None
+    if compile_:  # the library loop once more, with encoder and decoder compiled by torch.compile
+        compiled_model, compiled_opt = fresh(plain=False)
+        try:
+            compiled_model.encoder = torch.compile(compiled_model.encoder)
+            compiled_model.decoder = torch.compile(compiled_model.decoder)
             start = time.perf_counter()
-            fn()
+            train_epoch(compiled_model, compiled_opt, data[: 2 * batch_size], batch_size, generator, binarize_batch)
+            compile_report = {"first_two_batches_seconds": time.perf_counter() - start}
+            loops["library_torch_compile"] = lambda: train_epoch(
+                compiled_model, compiled_opt, data, batch_size, generator, binarize_batch
+            )
+        except Exception as error:  # no C++ compiler, an unsupported platform, ...
+            compile_report = {"error": f"{type(error).__name__}: {error}"[:300]}
+    timings = {name: [] for name in loops}
+    for fn in loops.values():  # warm-up (allocator, oneDNN kernels), not timed
+        fn()
+    for round_ in range(rounds):
+        # alternate the order, so that neither loop always runs first after the other
+        for name in (list(loops) if round_ % 2 == 0 else list(loops)[::-1]):
+            start = time.perf_counter()
+            loops[name]()
             timings[name].append(time.perf_counter() - start)
     speed = {name: len(data) * rounds / sum(t) for name, t in timings.items()}
     best = {name: len(data) / min(t) for name, t in timings.items()}
@@ -109,6 +128,8 @@ def measure_speed(images: torch.Tensor, batch_size: int, per_round: int, rounds:
         "images_per_second": speed, "best_round_images_per_second": best,
         "ratio_library_over_plain": speed["library"] / speed["plain"],
         "ratio_best_rounds": best["library"] / best["plain"],
+        "ratio_library_over_plain_with_library_settings": speed["library"] / speed["plain_with_library_settings"],
+        "torch_compile": compile_report,
     }
 
 
@@ -141,6 +162,7 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-images", type=int, default=50, help="test images for the K = 5000 memory run")
     parser.add_argument("--full-run", action="store_true", help="rerun the 30-minute training and the evaluation first")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--no-compile", action="store_true", help="skip timing the library loop under torch.compile")
     parser.add_argument("--save", default=None, help="write the speed and memory figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -156,15 +178,22 @@ def main(argv=None) -> int:
                        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                        "torch": torch.__version__}}
     images, _ = load_mnist("train")
-    speed = measure_speed(images, 128, args.per_round, args.rounds)
+    speed = measure_speed(images, 128, args.per_round, args.rounds, compile_=not args.no_compile)
     out["speed"] = speed
     ips = speed["images_per_second"]
     print(f"speed (batch 128, {speed['threads']} threads, {speed['rounds']} rounds of {speed['images_per_round']:,} images, "
           f"load average at start {out['machine']['load_average']}):")
     print(f"  library loop (vi_lib.training.train_epoch):  {ips['library']:8,.0f} images/s")
     print(f"  plain hand-written loop:                     {ips['plain']:8,.0f} images/s")
-    print(f"  plain loop, channels-last:                   {ips['plain_channels_last']:8,.0f} images/s")
+    print(f"  plain loop with the library's settings:      {ips['plain_with_library_settings']:8,.0f} images/s")
+    if "library_torch_compile" in ips:
+        print(f"  library loop, torch.compile'd networks:      {ips['library_torch_compile']:8,.0f} images/s "
+              f"(compiling + first 2 batches: {speed['torch_compile']['first_two_batches_seconds']:.0f} s)")
+    elif speed["torch_compile"]:
+        print(f"  torch.compile failed: {speed['torch_compile']['error']}")
     print(f"  ratio library / plain: {speed['ratio_library_over_plain']:.3f} (best rounds: {speed['ratio_best_rounds']:.3f})")
+    print(f"  ratio library / plain with the library's settings (the cost of the library's checks): "
+          f"{speed['ratio_library_over_plain_with_library_settings']:.3f}")
 
     checkpoint = Path(args.checkpoint)
     if checkpoint.exists():

@@ -71,6 +71,23 @@ def test_rejects_wrong_input_shapes():
         m.decode(torch.zeros(2, 3))
 
 
+def test_channels_last_layout_changes_no_numbers(tmp_path, images):
+    """ConvVAE keeps its convolutions channels-last (for speed); the numbers must not depend on it."""
+    torch.manual_seed(0)
+    m = ConvVAE(latent_dim=4, channels=(4, 8), hidden_dim=16)
+    conv = m.encoder[2].weight  # [8, 4, 4, 4]: the layouts differ (with one channel they would not)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    plain = ConvVAE(latent_dim=4, channels=(4, 8), hidden_dim=16).to(memory_format=torch.contiguous_format)
+    plain.load_state_dict(m.state_dict())
+    assert plain.encoder[2].weight.is_contiguous()
+    z = torch.randn(3, 5, 4)
+    assert torch.allclose(m.encode(images).mean, plain.encode(images).mean, atol=1e-5)
+    assert torch.allclose(m.decode(z).log_prob(images), plain.decode(z).log_prob(images), rtol=1e-5)
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "m.pt", plain))  # saved contiguous
+    assert not loaded.decoder[5].weight.is_contiguous()  # the transposed convolution 8 -> 4 maps
+    assert loaded.decoder[5].weight.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize(
     "make", [lambda: ConvVAE(latent_dim=5, likelihood="gaussian", channels=(4, 8), hidden_dim=16), lambda: MLPVAE(7, 2)]
 )

@@ -467,6 +467,19 @@ def test_validation_x(model, x, q4, name):
     bad[1, 2] = float("inf")
     with pytest.raises(ValueError, match="NaN or inf"):
         fn(bad, model.prior, model.likelihood, q4, 3)
+    bad[1, 2], bad[0, 0] = float("inf"), float("-inf")  # the sum is NaN, not inf
+    with pytest.raises(ValueError, match="2 NaN or inf"):
+        fn(bad, model.prior, model.likelihood, q4, 3)
+
+
+def test_large_finite_x_whose_sum_overflows_is_accepted():
+    """The finiteness check sums x first; a sum that overflows must not be taken for a bad entry."""
+    x = torch.full((2, 3), 3e38, dtype=torch.float32)
+    assert not torch.isfinite(x.sum())
+    E._check_x(x)  # no error: every entry is finite
+    x[1, 1] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN or inf"):
+        E._check_x(x)
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))

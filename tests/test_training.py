@@ -5,7 +5,7 @@ import torch
 
 from vi_lib import estimators
 from vi_lib.models import LinearGaussianModel, MLPVAE
-from vi_lib.training import NonFiniteLossError, evaluate_elbo, fit, pick_device, train_epoch
+from vi_lib.training import NonFiniteLossError, adam, evaluate_elbo, fit, pick_device, train_epoch
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,27 @@ def test_pick_device():
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="device"):
         pick_device("tpu-of-dreams")
+
+
+def test_adam_is_fused_on_cpu_and_takes_the_same_steps_as_torch_adam():
+    torch.manual_seed(0)
+    target = torch.randn(50, 3)
+    start = torch.randn(50, 3)
+    paths = []
+    for make in (lambda p: adam([p], lr=0.05), lambda p: torch.optim.Adam([p], lr=0.05)):
+        p = torch.nn.Parameter(start.clone())
+        opt = make(p)
+        for _ in range(300):
+            opt.zero_grad()
+            ((p - target) ** 2).sum().backward()
+            opt.step()
+        paths.append(p.detach())
+    assert torch.allclose(paths[0], paths[1], atol=1e-5)
+    assert torch.allclose(paths[0], target, atol=0.05)  # it did minimise
+    assert adam(MLPVAE(5, 2)).defaults["fused"] is True  # a model is accepted, and fused on the CPU
+
+
+@pytest.mark.parametrize("lr", [0, -1e-3, float("nan"), "0.1"])
+def test_adam_rejects_bad_learning_rates(lr):
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        adam(MLPVAE(5, 2), lr=lr)

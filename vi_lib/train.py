@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from vi_lib.data import load_mnist
 from vi_lib.models import ConvVAE, CheckpointError, load_checkpoint, save_checkpoint
-from vi_lib.training import tqdm, NonFiniteLossError, binarize_batch, evaluate_elbo, pick_device, train_epoch
+from vi_lib.training import tqdm, NonFiniteLossError, adam, binarize_batch, evaluate_elbo, pick_device, train_epoch
 
 #: Settings stored in the checkpoint; on --resume they are taken from it.
 SETTINGS = (
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     train, test = _load_data(settings, device, args.data)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    optimizer = adam(model, lr=settings["lr"])
     generator = torch.Generator().manual_seed(settings["seed"])
     training_seconds = 0.0  # time in training epochs only
     wall_seconds = 0.0  # training plus the test ELBO after each epoch: what --max-minutes limits

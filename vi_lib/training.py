@@ -47,6 +47,24 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return chosen
 
 
+def adam(parameters, lr: float = 1e-3) -> torch.optim.Adam:
+    """Adam (Kingma & Ba 2015), the optimiser every VAE of the book trains with (chapters 7 and 8).
+
+    ``parameters``: a model or an iterable of tensors. Where all of them live on the CPU or a
+    CUDA GPU this is ``torch.optim.Adam(..., fused=True)``: the same update, computed in one fused
+    kernel per step instead of a dozen element-wise passes over each tensor. On our 2-core CPU it
+    trains chapter 8's ConvVAE about 7% faster (``benchmarks/mnist_benchmark.py``).
+    Elsewhere (e.g. Apple's MPS) it is the default ``torch.optim.Adam``.
+    """
+    if isinstance(parameters, torch.nn.Module):
+        parameters = parameters.parameters()
+    parameters = list(parameters)
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    fused = bool(parameters) and all(p.device.type in ("cpu", "cuda") for p in parameters)
+    return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
+
+
 @dataclass
 class EpochStats:
     """Averages over one pass through the data, in nats per data point."""
@@ -184,11 +202,9 @@ def fit(
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    optimizer = adam(model, lr=lr)
     generator = torch.Generator().manual_seed(seed)
     test_generator = torch.Generator()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     bar = tqdm(range(1, epochs + 1), disable=not progress, unit="epoch")
     for epoch in bar:
