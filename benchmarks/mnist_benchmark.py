@@ -48,7 +48,7 @@ RESULTS = ROOT / "book" / "results"
 TRAIN_COMMAND = [
     "-m", "vi_lib.train", "--out", "runs/mnist_conv_vae.pt", "--latent-dim", "32", "--epochs", "1000",
     "--max-minutes", "30", "--schedule", "time", "--batch-size", "128", "--lr", "1e-3", "--lr-final", "1e-4",
-    "--warmup-epochs", "5", "--seed", "0", "--threads", "1",
+    "--warmup-epochs", "5", "--seed", "0", "--threads", "2",
 ]
 
 
@@ -170,6 +170,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.full_run:
+        earlier = ROOT / "runs" / "mnist_conv_vae.pt"
+        if earlier.exists():
+            raise SystemExit(f"--full-run trains into {earlier.relative_to(ROOT)}, which holds an earlier run: "
+                             "move it elsewhere (or delete it) first, so that it is not lost")
         subprocess.run([sys.executable, *TRAIN_COMMAND], cwd=ROOT, check=True)
         subprocess.run([sys.executable, "-m", "vi_lib.evaluate", "runs/mnist_conv_vae.pt", "--num-samples", "1000",
                         "--output", "runs/evaluation.json"], cwd=ROOT, check=True)

@@ -54,6 +54,21 @@ def test_train_writes_a_checkpoint_and_per_epoch_metrics(tmp_path, capsys):
 
 
 @needs_mnist
+def test_a_new_run_never_replaces_a_saved_one_unless_asked(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    assert train.main(["--out", str(out), "--epochs", "1", *TINY]) == 0
+    saved = out.read_bytes(), train.metrics_path(out).read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--out", str(out), "--epochs", "1", "--seed", "1", *TINY])
+    assert exit_info.value.code == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out.read_bytes(), train.metrics_path(out).read_bytes()) == saved  # untouched
+    assert train.main(["--out", str(out), "--epochs", "1", "--seed", "1", "--overwrite", *TINY]) == 0
+    assert out.read_bytes() != saved[0]
+    assert json.loads(train.metrics_path(out).read_text())["settings"]["seed"] == 1
+
+
+@needs_mnist
 def test_resume_gives_the_same_weights_as_one_uninterrupted_run(tmp_path):
     straight, interrupted = tmp_path / "straight.pt", tmp_path / "interrupted.pt"
     args = ["--epochs", "2", "--lr-final", "3e-4", "--warmup-epochs", "2", *TINY]
@@ -122,6 +137,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, capsys):
         (["--out", "x.pt", "--schedule", "time"], "--max-minutes"),
         (["--epochs", "3"], "--out"),
         (["--out", "nowhere/x.pt", "--resume"], "no checkpoint"),
+        (["--out", "x.pt", "--resume", "--overwrite"], "give one of them"),
     ],
 )
 def test_train_rejects_bad_flags(argv, message, capsys, tmp_path, monkeypatch):

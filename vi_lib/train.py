@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="checkpoint path, e.g. runs/mnist.pt")
     parser.add_argument("--resume", action="store_true", help="continue the run saved at --out (its settings are used)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh even if --out exists, replacing that checkpoint and its metrics")
     parser.add_argument("--latent-dim", type=_positive_int, default=32)
     parser.add_argument("--likelihood", choices=ConvVAE.LIKELIHOODS, default="bernoulli")
     parser.add_argument("--hidden-dim", type=_positive_int, default=256)
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run at --out and --overwrite replaces it: give one of them")
     if args.resume:
         if not out.exists():
             parser.error(f"--resume: there is no checkpoint at {out} to resume from")
@@ -207,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{out} already finished its {settings['epochs']} epochs; nothing to do")
             return 0
     else:
+        if (out.exists() or metrics_path(out).exists()) and not args.overwrite:
+            parser.error(
+                f"{out} already holds a run (checkpoint or metrics): pass --resume to continue it, "
+                "--overwrite to start afresh and replace it, or choose another --out"
+            )
         if args.lr_final is None:
             args.lr_final = args.lr
         if args.schedule == "time" and args.max_minutes is None:
