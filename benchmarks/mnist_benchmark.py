@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "runs" / "mnist_conv_vae.pt"))
     parser.add_argument("--per-round", type=int, default=6400, help="training images per timed round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-images", type=int, default=50, help="test images for the K = 5000 memory run")
     parser.add_argument("--full-run", action="store_true", help="rerun the 30-minute training and the evaluation first")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")

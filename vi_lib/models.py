@@ -421,7 +421,7 @@ class ConvVAE(VAE):
             self.decoder_log_std = nn.Parameter(torch.full(self.IMAGE_SHAPE, -1.0))
         # Convolution weights in channels-last layout make PyTorch's CPU backend (oneDNN) keep the
         # feature maps as [B, H, W, C] too, its fastest layout: measured on our 2-core CPU, training
-        # ~3% and decoding thousands of samples (the evaluation of log p(x)) 2-3x faster. The
+        # a few per cent and decoding thousands of samples (evaluating log p(x)) about 2x faster. The
         # numbers computed are the same; .to(device) and load_state_dict keep the layout.
         self.to(memory_format=torch.channels_last)
 

@@ -3,6 +3,8 @@
     python -m vi_lib.train --out runs/mnist.pt --epochs 100 --latent-dim 32
     python -m vi_lib.train --out runs/mnist.pt --resume      # continue an interrupted run
 
+An existing ``--out`` is never replaced unless ``--overwrite`` says so.
+
 Protocol: dynamic binarisation (every training image is re-binarised each time it is used), the
 test ELBO on one fixed binarisation of the 10,000 test images (seed ``--test-seed``), Adam with a
 learning rate decayed exponentially from ``--lr`` to ``--lr-final``, and a KL warm-up whose weight
