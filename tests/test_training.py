@@ -5,7 +5,9 @@ import torch
 
 from vi_lib import estimators
 from vi_lib.models import LinearGaussianModel, MLPVAE
-from vi_lib.training import NonFiniteLossError, adam, evaluate_elbo, fit, pick_device, train_epoch
+from vi_lib.training import (
+    NonFiniteLossError, adam, decayed_learning_rate, evaluate_elbo, fit, kl_warmup_weight, pick_device, train_epoch,
+)
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +169,11 @@ def test_adam_is_fused_on_cpu_and_takes_the_same_steps_as_torch_adam():
 def test_adam_rejects_bad_learning_rates(lr):
     with pytest.raises(ValueError, match="lr must be a positive number"):
         adam(MLPVAE(5, 2), lr=lr)
+
+
+def test_kl_warmup_and_learning_rate_schedules():
+    assert [kl_warmup_weight(e, 4) for e in range(1, 7)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert kl_warmup_weight(1, 0) == 1.0  # no warm-up
+    assert decayed_learning_rate(1e-3, 1e-4, 0.0) == pytest.approx(1e-3)
+    assert decayed_learning_rate(1e-3, 1e-4, 1.0) == pytest.approx(1e-4)
+    assert decayed_learning_rate(1e-3, 1e-4, 0.5) == pytest.approx(1e-3 / 10**0.5)  # geometric mean halfway

@@ -34,8 +34,8 @@ import torch
 from vi_lib.data import load_mnist
 from vi_lib.evaluation import elbo_and_log_likelihood, mean_and_stderr, pool_mean_and_stderr
 from vi_lib.models import CheckpointError, load_checkpoint
-from vi_lib.train import _non_negative_int, _positive_int  # the CLIs validate flags alike
-from vi_lib.training import binarize_batch, pick_device
+from vi_lib.train import _non_negative_int, _positive_int, device_and_threads, write_json_atomic  # shared by the CLIs
+from vi_lib.training import binarize_batch
 
 PROTOCOL = (
     "dynamic binarisation (Burda et al. 2015): each test pixel ~ Bernoulli(grey level / 255), "
@@ -75,12 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return _combine(args)
     if args.checkpoint is None:
         parser.error("the checkpoint argument is required (or --combine JSON files)")
-    try:
-        device = pick_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = device_and_threads(parser, args)
     try:
         model, state = load_checkpoint(args.checkpoint, map_location=device)
     except CheckpointError as error:
@@ -133,7 +128,7 @@ def _emit(report: dict, output: str | None) -> None:
     print(text)
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text + "\n")
+        write_json_atomic(Path(output), report)
 
 
 def _combine(args) -> int:

@@ -40,7 +40,10 @@ from pathlib import Path
 import torch
 from vi_lib.data import load_mnist
 from vi_lib.models import ConvVAE, CheckpointError, load_checkpoint, save_checkpoint
-from vi_lib.training import tqdm, NonFiniteLossError, adam, binarize_batch, evaluate_elbo, pick_device, train_epoch
+from vi_lib.training import (
+    tqdm, NonFiniteLossError, adam, binarize_batch, decayed_learning_rate, evaluate_elbo, kl_warmup_weight,
+    pick_device, train_epoch,
+)
 
 #: Settings stored in the checkpoint; on --resume they are taken from it.
 SETTINGS = (
@@ -64,34 +67,35 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _positive_int(text: str) -> int:
+def _flag_type(convert, ok, wanted: str):
+    """An argparse ``type``: ``convert`` the text, then require ``ok(value)``; errors say ``wanted``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _flag_type(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _flag_type(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _flag_type(float, lambda v: v > 0 and math.isfinite(v), "a positive finite number")
+
+
+def device_and_threads(parser: argparse.ArgumentParser, args) -> torch.device:
+    """The device of ``--device`` (a parser error if unavailable); applies ``--threads``."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
+        device = pick_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,11 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def kl_weight(epoch: int, warmup_epochs: int) -> float:
-    """KL warm-up: beta = epoch / warmup_epochs for epochs 1..warmup_epochs, then 1."""
-    return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)
-
-
 def learning_rate(settings: dict, epoch: int, wall_seconds: float) -> float:
     """Exponential decay from ``lr`` to ``lr_final``, lr * (lr_final / lr) ** progress.
 
@@ -143,7 +142,7 @@ def learning_rate(settings: dict, epoch: int, wall_seconds: float) -> float:
         progress = min(1.0, wall_seconds / (60.0 * settings["max_minutes"]))
     else:
         progress = (epoch - 1) / max(1, settings["epochs"] - 1)
-    return settings["lr"] * (settings["lr_final"] / settings["lr"]) ** progress
+    return decayed_learning_rate(settings["lr"], settings["lr_final"], progress)
 
 
 def _environment(device: torch.device) -> dict:
@@ -181,12 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = Path(args.out)
-    try:
-        device = pick_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = device_and_threads(parser, args)
 
     if args.resume and args.overwrite:
         parser.error("--resume continues the run at --out and --overwrite replaces it: give one of them")
@@ -266,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for epoch in range(start_epoch + 1, settings["epochs"] + 1):
         epoch_start = time.perf_counter()
-        beta = kl_weight(epoch, settings["warmup_epochs"])
+        beta = kl_warmup_weight(epoch, settings["warmup_epochs"])
         lr = learning_rate(settings, epoch, wall_seconds)
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -225,6 +225,19 @@ def fit(
     return history
 
 
+def kl_warmup_weight(epoch: int, warmup_epochs: int) -> float:
+    """The KL warm-up of chapter 8: beta = epoch / warmup_epochs for epochs 1..warmup_epochs, then 1.
+
+    Pass it as ``train_epoch(..., kl_weight=beta)``; ``warmup_epochs = 0`` means no warm-up.
+    """
+    return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)
+
+
+def decayed_learning_rate(lr: float, lr_final: float, progress: float) -> float:
+    """Exponential decay from ``lr`` (progress 0) to ``lr_final`` (progress 1): lr * (lr_final / lr) ** progress."""
+    return lr * (lr_final / lr) ** progress
+
+
 def binarize_batch(images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Dynamic binarisation of a batch on any device, as a ``transform`` for :func:`train_epoch`.
 
