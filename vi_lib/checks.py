@@ -216,7 +216,7 @@ def check_kl_to_standard_normal(kl_to_standard_normal: Callable) -> bool:
         _expect(torch.is_tensor(got), f"return a torch tensor, got {type(got).__name__}.")
         _expect(got.shape == want.shape, f"return one KL per row, shape (B,) = ({B},), got {tuple(got.shape)}: sum over the last dimension d.")
         zero = _call(kl_to_standard_normal, torch.zeros(2, d, dtype=torch.float64), torch.zeros(2, d, dtype=torch.float64))
-        _expect(_is_close(zero, torch.zeros(2, dtype=torch.float64)), f"the KL of N(0, I) from itself must be 0, got {zero.tolist()}: is the '- 1' in each term there?")
+        _expect(_is_close(zero, torch.zeros(2, dtype=torch.float64)), f"KL(N(0, I) || N(0, I)) must be 0, got {zero.tolist()}: is the '- 1' in each term there?")
         _expect(not _is_close(got, 2 * want), "your KL is twice too large: the formula has a factor 1/2.")
         _expect(not _is_close(got, 0.5 * want), "your KL is half the right value: the factor is 1/2 once, not twice.")
         wrong_std = 0.5 * (torch.exp(0.5 * log_var) + mean**2 - 1 - log_var).sum(-1)
@@ -428,3 +428,76 @@ def check_linear_gaussian_log_marginal(linear_gaussian_log_marginal: Callable) -
             _expect(False, f"The values differ from log N(x; b, W W^T + s^2 I) (case D = {data_dim}, d = {latent_dim}).")
 
     return _run("4.2", check)
+
+
+def check_iwae_bound(iwae_estimate: Callable) -> bool:
+    """Exercise 7.4: ``iwae_estimate(log_joint, log_q)`` -> ``[B]``, one sample of the bound L_K.
+
+    ``log_joint`` and ``log_q`` are ``[K, B]`` tensors of log p(x, z_j) and log q(z_j|x) for
+    z_1, ..., z_K ~ q(z|x) (K samples for each of B data points); the answer is
+    log (1/K) sum_j p(x, z_j) / q(z_j|x), the quantity inside the expectation of chapter 7's
+    equation ``eq-iwae``. Checks the shape, the minus sign on log q, averaging rather than summing
+    (the -log K), taking the log of the mean rather than the mean of the logs, log-weights near
+    +-1000 (whose exp overflows or underflows), that K = 1 gives the one-sample ELBO, and two
+    ground truths on a linear-Gaussian model: with the exact posterior as q every estimate equals
+    log p(x), whatever K; with the prior as q the average over repetitions rises with K and stays
+    below log p(x).
+    """
+    import math
+
+    from vi_lib.estimators import log_mean_exp
+    from vi_lib.evaluation import benchmark_problem
+
+    def check():
+        g = torch.Generator().manual_seed(7)
+        K, B = 16, 5
+        log_joint = torch.randn(K, B, generator=g, dtype=torch.float64) - 4.0
+        log_q = torch.randn(K, B, generator=g, dtype=torch.float64) - 1.0
+        want = log_mean_exp(log_joint - log_q, dim=0)
+        got = _call(iwae_estimate, log_joint, log_q)
+        _expect(torch.is_tensor(got), f"return a torch tensor, got {type(got).__name__}.")
+        _expect(got.shape == want.shape, f"for [K, B] = [{K}, {B}] inputs return one bound per data point, shape (B,) = ({B},), got {tuple(got.shape)}: reduce over the K samples, dim 0.")
+        got = got.double()
+        _expect(not _is_close(got - want, torch.full_like(want, math.log(K))), "off by log K: you summed the weights; L_K averages them (subtract log K after the logsumexp).")
+        _expect(not _is_close(got, log_mean_exp(log_joint + log_q, dim=0)), "the weight divides by q: log w = log p(x, z) - log q(z|x), with a minus sign on log q.")
+        _expect(not _is_close(got, (log_joint - log_q).mean(dim=0)), "you averaged the log weights: that is the ELBO estimate, for every K. L_K is the log of the average of the weights: logsumexp(log w) - log K.")
+        _expect(_is_close(got, want), "your estimate differs from log (1/K) sum_j p(x, z_j) / q(z_j|x). Check each term.")
+        one = _call(iwae_estimate, log_joint[:1], log_q[:1])
+        _expect(torch.is_tensor(one) and _is_close(one.double(), log_joint[0] - log_q[0]), "with K = 1 the bound must be the one-sample ELBO estimate, log p(x, z_1) - log q(z_1|x), shape (B,).")
+        low = _call(iwae_estimate, log_joint - 1000.0, log_q)
+        _expect(bool(torch.isfinite(low).all()), "with log p(x, z) near -1000 (an image's log-likelihood is of that size) your bound is -inf or NaN: exp(-1000) underflows to 0. Use torch.logsumexp instead of exp, mean and log.")
+        _expect(_is_close(low.double(), want - 1000.0), "with log p(x, z) near -1000 your bound is wrong: use torch.logsumexp rather than exp and log.")
+        high = _call(iwae_estimate, log_joint + 1000.0, log_q)
+        _expect(bool(torch.isfinite(high).all()) and _is_close(high.double(), want + 1000.0), "with log-weights near +1000 your bound is inf or NaN: exp(1000) overflows. Use torch.logsumexp.")
+
+        model, x = benchmark_problem(2)
+        x = x[:4]
+        log_px = model.log_marginal(x)
+        gen = torch.Generator().manual_seed(0)
+
+        def log_densities(q, k, reps=1):
+            eps = torch.randn(k, reps * len(x), model.latent_dim, generator=gen, dtype=torch.float64)
+            loc = q.mean.repeat(reps, 1)
+            chol = q.scale_tril.expand(len(x), -1, -1).repeat(reps, 1, 1)
+            z = loc + (chol @ eps.unsqueeze(-1)).squeeze(-1)  # [k, reps * B, d], z ~ q
+            xs = x.repeat(reps, 1)
+            joint = model.prior.log_prob(z) + model.likelihood(z).log_prob(xs)
+            q_rep = torch.distributions.MultivariateNormal(loc, scale_tril=chol)
+            return joint, q_rep.log_prob(z)
+
+        posterior = model.posterior(x)
+        for k in (1, 3, 50):
+            out = _call(iwae_estimate, *log_densities(posterior, k))
+            _expect(torch.is_tensor(out) and _is_close(out.double(), log_px), f"on a linear-Gaussian model with the exact posterior as q every weight equals p(x), so L_K = log p(x) for every K; with K = {k} yours differs.")
+        prior_q = torch.distributions.MultivariateNormal(
+            torch.zeros_like(posterior.mean), scale_tril=torch.eye(model.latent_dim, dtype=torch.float64)
+        )
+        reps, averages = 400, []
+        for k in (1, 4, 16, 64):
+            out = _call(iwae_estimate, *log_densities(prior_q, k, reps))
+            averages.append(out.double().reshape(reps, len(x)).mean(0))
+        rising = all(bool((b > a).all()) for a, b in zip(averages, averages[1:]))
+        _expect(rising, "with the prior as q the average of your estimates over repetitions should rise with K (L_1 <= L_4 <= L_16 <= L_64), but it does not.")
+        _expect(bool((averages[-1] < log_px + 0.05).all()), "with the prior as q the average of your estimates with K = 64 is above log p(x): L_K is a lower bound.")
+
+    return _run("7.4", check)

@@ -2,15 +2,18 @@
 
 Chapter 4 asks how many prior samples the naive estimate of log p(x) needs, chapter 6 asks the
 same of a learned proposal; both use :func:`samples_for_accuracy`, so the two numbers are
-measured the same way and can be compared.
+measured the same way and can be compared. Chapter 8 evaluates a VAE of MNIST by its test
+log-likelihood and asks which latent dimensions it uses (:func:`kl_per_dimension`,
+:func:`active_units`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, NamedTuple, Optional
 
 import torch
+from torch.distributions import Independent, Normal
 
 from vi_lib.models import LinearGaussianModel
 
@@ -159,3 +162,97 @@ def pool_mean_and_stderr(parts: Iterable[dict]) -> dict:
     mean = total / n
     variance = max(0.0, (squares - n * mean**2) / (n - 1))
     return {"mean": mean, "stderr": math.sqrt(variance / n), "n": n}
+
+
+# ---------------------------------------------------------------------------------------
+# Chapter 8: which latent dimensions a VAE uses (KL per dimension, active units)
+# ---------------------------------------------------------------------------------------
+
+
+class ActiveUnits(NamedTuple):
+    """What :func:`active_units` measured: ``count`` of ``d`` dimensions, the ``[d]`` bool ``mask``
+    of the active ones and their ``[d]`` ``activity`` (the variance over images of the encoder mean)."""
+
+    count: int
+    mask: torch.Tensor
+    activity: torch.Tensor
+
+
+def _encoder_moments(model, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of a diagonal-Gaussian q(z|x) for every image: two ``[N, d]`` float64 CPU tensors."""
+    encode = getattr(model, "encode", model)
+    if not callable(encode):
+        raise TypeError(f"model must be a VAE (with .encode) or a function x -> q(z|x), got {type(model).__name__}")
+    if not isinstance(images, torch.Tensor) or images.dim() < 2:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor [N, ...] of N >= 2 model inputs, got {shape}")
+    if len(images) < 2:
+        raise ValueError(f"need at least 2 images to measure how the encoder varies across them, got {len(images)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    means, variances = [], []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size]
+            q = encode(x)
+            if isinstance(q, Independent):
+                base = q.base_dist
+                diagonal = q.reinterpreted_batch_ndims == 1 and tuple(q.batch_shape) == (len(x),)
+            else:
+                base = q
+                diagonal = len(getattr(q, "batch_shape", ())) == 2 and q.batch_shape[0] == len(x)
+            if not (diagonal and isinstance(base, Normal)):
+                raise ValueError(
+                    "the encoder must return a diagonal Gaussian q(z|x) over a vector z, one per image: "
+                    f"Independent(Normal, 1) with batch shape ({len(x)},) (or a Normal with batch shape "
+                    f"[{len(x)}, d]); for a batch of {len(x)} images it returned {q!r}"
+                )
+            means.append(base.mean.double().cpu())
+            variances.append(base.variance.double().cpu())
+    return torch.cat(means), torch.cat(variances)
+
+
+def kl_per_dimension(model, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The average KL of each latent dimension, ``[d]`` in nats (chapter 8, equation ``eq-kl-per-dimension``).
+
+    For a diagonal-Gaussian encoder q(z|x) = N(mu(x), diag sigma^2(x)) and the prior N(0, I), the
+    KL term of the ELBO splits into one term per dimension,
+    ``KL_j(x) = 0.5 * (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)``; this returns each term averaged
+    over the images, so its sum is the average of ``KL(q(z|x) || N(0, I))``. A dimension with
+    (almost) zero average KL has collapsed: q(z_j|x) = p(z_j) for every image.
+
+    Args:
+        model: a VAE (anything with ``.encode(x)``) or a function ``x -> q(z|x)`` returning
+            ``Independent(Normal, 1)`` with batch shape ``(B,)`` and event ``(d,)``.
+        images: ``[N, *event_x]`` model inputs, N >= 2 (for MNIST, binary ``[N, 1, 28, 28]``).
+        batch_size: images encoded at a time (memory only; the result does not depend on it).
+
+    Returns:
+        ``[d]`` CPU float64 tensor, non-negative.
+    """
+    mean, var = _encoder_moments(model, images, batch_size)
+    return (0.5 * (mean**2 + var - 1 - var.log())).mean(0)
+
+
+def active_units(model, images: torch.Tensor, threshold: float = 0.01, batch_size: int = 1000) -> ActiveUnits:
+    """Which latent dimensions are active (chapter 8, equation ``eq-active-units``).
+
+    The definition of Burda, Grosse & Salakhutdinov (2016), *Importance weighted autoencoders*: dimension j is active if the mean of q(z_j|x)
+    varies across the data, ``Cov_x(E_q[z_j | x]) > threshold`` with ``threshold = 0.01`` by default.
+    The variance over the N images is the sample variance (divided by N - 1). A dimension whose
+    encoder mean is (nearly) the same for every image tells the decoder nothing about the image.
+
+    Args:
+        model, images, batch_size: as for :func:`kl_per_dimension`.
+        threshold: a positive number; the default 0.01 is Burda et al.'s.
+
+    Returns:
+        ``ActiveUnits(count, mask, activity)``: the number of active dimensions (an int), a ``[d]``
+        bool mask, and the ``[d]`` float64 variances over images of the encoder means (CPU).
+    """
+    if isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and threshold > 0 and math.isfinite(threshold)):
+        raise ValueError(f"threshold must be a positive number (Burda et al. use 0.01), got {threshold!r}")
+    mean, _ = _encoder_moments(model, images, batch_size)
+    activity = mean.var(dim=0)
+    mask = activity > threshold
+    return ActiveUnits(int(mask.sum()), mask, activity)
