@@ -13,7 +13,7 @@ import math
 from typing import Callable, Iterable, NamedTuple, Optional
 
 import torch
-from torch.distributions import Independent, Normal
+from torch.distributions import Independent, Normal, kl_divergence
 
 from vi_lib.models import LinearGaussianModel
 
@@ -231,7 +231,8 @@ def kl_per_dimension(model, images: torch.Tensor, batch_size: int = 1000) -> tor
         ``[d]`` CPU float64 tensor, non-negative.
     """
     mean, var = _encoder_moments(model, images, batch_size)
-    return (0.5 * (mean**2 + var - 1 - var.log())).mean(0)
+    prior = Normal(torch.zeros_like(mean), torch.ones_like(mean))
+    return kl_divergence(Normal(mean, var.sqrt()), prior).mean(0)
 
 
 def active_units(model, images: torch.Tensor, threshold: float = 0.01, batch_size: int = 1000) -> ActiveUnits:
