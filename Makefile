@@ -6,8 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# PyTorch's OpenMP threads spin while they wait for each other, which collapses throughput on a
-# machine that is busy with other work; passive waiting costs nothing on an idle one.
+# Waiting OpenMP threads sleep instead of spinning (why, and what it is worth: vi_lib/mnist/cli.py).
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup book test site-test student execute sync clean
@@ -34,15 +33,15 @@ site-test: $(STAMP)
 
 ## Re-execute notebooks in place (authors): `make execute` for all, or NB="notebooks/01_*.ipynb".
 execute: $(STAMP)
-	$(PY) tools/execute_notebooks.py $(NB)
+	$(PY) -m tools.execute_notebooks $(NB)
 
 ## Generate the student edition of every chapter into student/ (solutions removed; not committed).
 student: $(STAMP)
-	$(PY) tools/make_student_editions.py
+	$(PY) -m tools.make_student_editions
 
 ## Rewrite the Colab setup and notation cells of every notebook from _config.yml.
 sync: $(STAMP)
-	$(PY) tools/sync_notebooks.py
+	$(PY) -m tools.sync_notebooks
 
 clean:
 	rm -rf _build

@@ -1,4 +1,4 @@
-"""The command-line contract of ``python -m vi_lib.train`` and ``python -m vi_lib.evaluate``.
+"""The command-line contract of ``python -m vi_lib.mnist.train`` and ``python -m vi_lib.mnist.evaluate``.
 
 Everything runs on tiny subsets of MNIST (``--limit-train``, ``--limit-test``, ``--limit``), so
 the whole file takes seconds; the real run is measured by benchmarks/mnist_benchmark.py.
@@ -12,9 +12,10 @@ import sys
 import pytest
 import torch
 
-from vi_lib import evaluate, train
-from vi_lib.data import MNISTNotFoundError, load_mnist
-from vi_lib.models import ConvVAE, load_checkpoint
+from vi_lib.mnist import evaluate, train
+from vi_lib.mnist.data import MNISTNotFoundError, load_mnist
+from vi_lib.mnist.checkpoints import load_checkpoint
+from vi_lib.models import ConvVAE
 
 try:
     load_mnist("test", download=False)
@@ -47,7 +48,7 @@ def test_train_writes_a_checkpoint_and_per_epoch_metrics(tmp_path, capsys):
         assert row["train_elbo"] < 0 and row["test_elbo"] < 0 and row["seconds"] > 0
     assert [row["kl_weight"] for row in metrics["epochs"]] == [0.5, 1.0]
     assert [row["lr"] for row in metrics["epochs"]] == pytest.approx([1e-3, 5e-4])
-    assert metrics["command"].startswith("python -m vi_lib.train --out")
+    assert metrics["command"].startswith("python -m vi_lib.mnist.train --out")
     assert metrics["settings"]["limit_train"] == 256
     assert "test ELBO" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.metrics.json", "run.pt"]
@@ -192,10 +193,10 @@ def test_evaluate_prints_the_promised_json(tmp_path, capsys):
 def test_the_modules_run_as_scripts(tmp_path):
     out = tmp_path / "run.pt"
     env = dict(os.environ, PYTHONWARNINGS="error::DeprecationWarning")
-    done = subprocess.run([sys.executable, "-m", "vi_lib.train", "--out", str(out), "--epochs", "1", *TINY],
+    done = subprocess.run([sys.executable, "-m", "vi_lib.mnist.train", "--out", str(out), "--epochs", "1", *TINY],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    done = subprocess.run([sys.executable, "-m", "vi_lib.evaluate", str(out), "-k", "5", "--limit", "3", "--no-progress"],
+    done = subprocess.run([sys.executable, "-m", "vi_lib.mnist.evaluate", str(out), "-k", "5", "--limit", "3", "--no-progress"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["num_images"] == 3

@@ -6,7 +6,7 @@ with constraints.txt, and no vi_lib. Chapter 1 then runs there, in a kernel of t
 
 1. its setup cell, as committed, on a runtime that is not Colab: it installs nothing;
 2. the same cell with ``google.colab`` present and the install target (the one string that
-   ``tools/sync_notebooks.py`` derives from ``_config.yml``) pointed at a copy of this checkout:
+   ``tools.sync_notebooks`` derives from ``_config.yml``) pointed at a copy of this checkout:
    it pip-installs vi_lib into the kernel's environment, and the rest of the chapter runs and
    prints the same checked numbers as the committed notebook.
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import sync_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import sync_notebooks  # noqa: E402
 
 CHAPTER = ROOT / "notebooks" / "01_latent_variable_models.ipynb"
 #: What a Colab runtime has before the setup cell runs (the chapter also imports pandas).

@@ -160,7 +160,7 @@ def test_isotropic_log_likelihood_broadcasts_over_samples_and_per_item_std():
 def test_isotropic_log_likelihood_bad_input():
     with pytest.raises(ValueError, match="same last dimension"):
         isotropic_gaussian_log_likelihood(torch.zeros(2, 3), torch.zeros(2, 4), 1.0)
-    with pytest.raises(ValueError, match="std must be positive"):
+    with pytest.raises(ValueError, match="std must be a positive finite number"):
         isotropic_gaussian_log_likelihood(torch.zeros(2, 3), torch.zeros(2, 3), 0.0)
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         isotropic_gaussian_log_likelihood([0.0], torch.zeros(1), 1.0)

@@ -190,8 +190,40 @@ def test_road_map_is_up_to_date(tmp_path):
     import sys
 
     out = tmp_path / "road_map.svg"
-    subprocess.run([sys.executable, str(ROOT / "tools" / "draw_road_map.py"), "--output", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "tools.draw_road_map", "--output", str(out)],
+                   check=True, capture_output=True, cwd=ROOT)
     assert out.read_bytes() == (ROOT / "book" / "images" / "road_map.svg").read_bytes(), (
-        "book/images/road_map.svg is stale: run `python tools/draw_road_map.py`"
+        "book/images/road_map.svg is stale: run `python -m tools.draw_road_map`"
     )
+
+
+def test_road_map_labels_the_parts_of_the_table_of_contents(monkeypatch):
+    """The road map's part labels are the captions of the parts of _toc.yml that hold chapters,
+    and it refuses to draw when its stations are not the chapters of _toc.yml."""
+    from tools import draw_road_map, toc
+
+    captions = [caption for caption, pages in toc.parts() if any(p.startswith("notebooks/") for p in pages)]
+    assert [label for label, _, _, _ in draw_road_map.toc_parts()] == captions
+    monkeypatch.setattr(draw_road_map, "STATIONS", draw_road_map.STATIONS[:-1])
+    with pytest.raises(ValueError, match="edit STATIONS"):
+        draw_road_map.toc_parts()
+
+
+# ---------------------------------------------------------------------------------------
+# The figure cells of chapters 5-7, found by their source: a figure cell whose output is missing
+# is checked too: it carries a caption, a ``fig-`` label and alt text, and shows one figure.
+# ---------------------------------------------------------------------------------------
+
+FIGURE_CHAPTERS = {int(path.name[:2]): path for path in sorted((ROOT / "notebooks").glob("0[5-7]_*.ipynb"))}
+
+
+@pytest.mark.parametrize("chapter", sorted(FIGURE_CHAPTERS))
+def test_chapter_figures_have_caption_name_and_alt_text(chapter):
+    nb = nbformat.read(FIGURE_CHAPTERS[chapter], as_version=4)
+    figures = [c for c in nb.cells if c.cell_type == "code" and "plt.show()" in c.source]
+    assert figures
+    for cell in figures:
+        meta = cell.metadata.get("mystnb", {})
+        assert meta.get("figure", {}).get("caption") and meta["figure"].get("name", "").startswith("fig-")
+        assert meta.get("image", {}).get("alt")
+        assert cell.source.count("plt.show()") == 1

@@ -7,32 +7,17 @@ the outputs marked for checking; these tests check what nbval does not.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+
+from tools import sync_notebooks, toc
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import sync_notebooks  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
-
-
-def _toc_files(node) -> list[str]:
-    files = []
-    if isinstance(node, dict):
-        if "file" in node:
-            files.append(node["file"])
-        for value in node.values():
-            files += _toc_files(value)
-    elif isinstance(node, list):
-        for item in node:
-            files += _toc_files(item)
-    return files
 
 
 def _markdown(nb) -> str:
@@ -45,8 +30,7 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_is_in_the_table_of_contents(path):
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    assert f"notebooks/{path.stem}" in _toc_files(toc)
+    assert f"notebooks/{path.stem}" in toc.files()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

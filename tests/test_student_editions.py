@@ -1,6 +1,6 @@
 """The student editions: the generator on small notebooks, then every chapter's edition executed.
 
-`tools/make_student_editions.py` turns a chapter notebook (the instructor edition, with solutions)
+`tools.make_student_editions` turns a chapter notebook (the instructor edition, with solutions)
 into its student edition. The first tests run it on small synthetic notebooks; the last ones
 generate the student edition of every notebook in notebooks/, execute each one once (a
 module-level cache shared by the tests that need the outputs), and check that only the exercise
@@ -11,7 +11,6 @@ solution text is left.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -19,9 +18,9 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from tools import make_student_editions as mse
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import make_student_editions as mse  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
@@ -254,7 +253,7 @@ def _solution_lines(nb) -> tuple[set[str], set[str]]:
     gated = False
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            for kind, name, _, lines in mse._blocks(cell.source):
+            for name, _, lines in mse._blocks(cell.source):
                 if name == "solution-start":
                     gated = True
                 elif name == "solution-end":
@@ -386,9 +385,8 @@ def test_site_build_publishes_and_links_the_student_editions(tmp_path):
         "# Book\n\n```{toctree}\nnotebooks/06_small\nbook/instructor_guide\n```\n"
     )
     (src / "conf.py").write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
-        "extensions = ['myst_nb', 'sphinx_exercise', 'student_editions']\n"
+        # found as in the book's build, from the repository root (pytest's pythonpath)
+        "extensions = ['myst_nb', 'sphinx_exercise', 'book._ext.student_editions']\n"
         "myst_enable_extensions = ['colon_fence', 'dollarmath']\n"
         "nb_execution_mode = 'off'\n"
         "exclude_patterns = ['_build']\n"
@@ -415,26 +413,25 @@ def test_a_check_that_turns_the_stub_into_a_verdict_still_says_not_solved_yet(ca
     """NotImplementedError is a RuntimeError, which checks may catch to explain torch's errors."""
     from vi_lib import checks
 
+    def check_of(learner):
+        """A check that turns the learner's RuntimeError into a verdict about shapes."""
+
+        def check():
+            try:
+                learner()
+            except RuntimeError as error:
+                raise checks._Verdict("Your function raised a shape error.") from error
+
+        return check
+
     def stub():
         raise NotImplementedError("Exercise 9.9: a stub")
 
-    def check():
-        try:
-            stub()
-        except RuntimeError as error:
-            raise checks._Verdict("Your function raised a shape error.") from error
-
-    assert not checks._run("9.9", check)
+    assert not checks._run("9.9", check_of(stub))
     assert "Exercise 9.9: not solved yet" in capsys.readouterr().out
 
     def wrong():
         raise RuntimeError("shape mismatch")
 
-    def check_wrong():
-        try:
-            wrong()
-        except RuntimeError as error:
-            raise checks._Verdict("Your function raised a shape error.") from error
-
-    assert not checks._run("9.9", check_wrong)
+    assert not checks._run("9.9", check_of(wrong))
     assert "not yet right. Your function raised a shape error." in capsys.readouterr().out

@@ -6,7 +6,8 @@ import torch
 from vi_lib import estimators
 from vi_lib.models import LinearGaussianModel, MLPVAE
 from vi_lib.training import (
-    NonFiniteLossError, adam, decayed_learning_rate, evaluate_elbo, fit, kl_warmup_weight, pick_device, train_epoch,
+    NonFiniteLossError, TrainingState, adam, decayed_learning_rate, evaluate_elbo, fit, kl_warmup_weight, pick_device,
+    train_epoch,
 )
 
 
@@ -165,9 +166,9 @@ def test_adam_is_fused_on_cpu_and_takes_the_same_steps_as_torch_adam():
     assert adam(MLPVAE(5, 2)).defaults["fused"] is True  # a model is accepted, and fused on the CPU
 
 
-@pytest.mark.parametrize("lr", [0, -1e-3, float("nan"), "0.1"])
-def test_adam_rejects_bad_learning_rates(lr):
-    with pytest.raises(ValueError, match="lr must be a positive number"):
+@pytest.mark.parametrize("lr, error", [(0, ValueError), (-1e-3, ValueError), (float("nan"), ValueError), ("0.1", TypeError)])
+def test_adam_rejects_bad_learning_rates(lr, error):
+    with pytest.raises(error, match="lr must be a positive finite number"):
         adam(MLPVAE(5, 2), lr=lr)
 
 
@@ -177,3 +178,70 @@ def test_kl_warmup_and_learning_rate_schedules():
     assert decayed_learning_rate(1e-3, 1e-4, 0.0) == pytest.approx(1e-3)
     assert decayed_learning_rate(1e-3, 1e-4, 1.0) == pytest.approx(1e-4)
     assert decayed_learning_rate(1e-3, 1e-4, 0.5) == pytest.approx(1e-3 / 10**0.5)  # geometric mean halfway
+
+
+def _hand_loop(data, test, epochs, warmup, lr, lr_final, seed=0):
+    """Chapter 8's loop as it was written by hand before fit had a schedule: the reference for fit."""
+    torch.manual_seed(seed)
+    model = MLPVAE(data_dim=5, latent_dim=2)
+    optimizer = adam(model, lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        beta = kl_warmup_weight(epoch, warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = decayed_learning_rate(lr, lr_final, (epoch - 1) / (epochs - 1))
+        stats = train_epoch(model, optimizer, data, 128, generator, kl_weight=beta)
+        rows.append((beta, optimizer.param_groups[0]["lr"], stats.elbo, evaluate_elbo(model, test).elbo))
+    return model, rows
+
+
+def test_fit_with_warmup_and_decay_equals_the_hand_written_loop(linear_gaussian_data):
+    _, train, test = linear_gaussian_data
+    reference, rows = _hand_loop(train, test, epochs=4, warmup=2, lr=3e-3, lr_final=1e-3)
+    torch.manual_seed(0)
+    model = MLPVAE(data_dim=5, latent_dim=2)
+    history = fit(model, train, test, epochs=4, lr=3e-3, lr_final=1e-3, warmup_epochs=2, progress=False)
+    assert [(h["kl_weight"], h["lr"], h["train_elbo"], h["test_elbo"]) for h in history] == rows
+    assert [h["kl_weight"] for h in history] == [0.5, 1.0, 1.0, 1.0]
+    assert history[0]["lr"] == 3e-3 and history[-1]["lr"] == pytest.approx(1e-3)
+    for a, b in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_fit_continues_a_run_from_its_state(linear_gaussian_data):
+    """Two epochs, then two more from the saved state, end exactly where four epochs end."""
+    _, train, test = linear_gaussian_data
+    torch.manual_seed(0)
+    straight = MLPVAE(data_dim=5, latent_dim=2)
+    whole = fit(straight, train, test, epochs=4, lr=3e-3, lr_final=1e-3, warmup_epochs=2, progress=False)
+    torch.manual_seed(0)
+    resumed = MLPVAE(data_dim=5, latent_dim=2)
+    seen = []
+    state = TrainingState(adam(resumed, lr=3e-3), torch.Generator().manual_seed(0))
+
+    def interrupt_after_two(row, state):
+        if state.epoch == 2:
+            raise KeyboardInterrupt  # as if the run were stopped here, after its checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(resumed, train, test, epochs=4, lr=3e-3, lr_final=1e-3, warmup_epochs=2, progress=False, state=state,
+            on_epoch=interrupt_after_two)
+    assert state.epoch == 2
+    second = fit(resumed, train, test, epochs=4, lr=3e-3, lr_final=1e-3, warmup_epochs=2, progress=False, state=state,
+                 on_epoch=lambda row, s: seen.append((row["epoch"], s.epoch)))
+    assert seen == [(3, 3), (4, 4)]
+    assert [h["test_elbo"] for h in second] == [h["test_elbo"] for h in whole[2:]]
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_fit_stops_before_an_epoch_that_would_pass_the_time_budget(linear_gaussian_data):
+    _, train, _ = linear_gaussian_data
+    torch.manual_seed(0)
+    history = fit(MLPVAE(data_dim=5, latent_dim=2), train, epochs=50, max_minutes=1e-9, progress=False)
+    assert len(history) == 1  # the first epoch always runs; the budget is spent after it
+    with pytest.raises(ValueError, match="max_minutes"):
+        fit(MLPVAE(data_dim=5, latent_dim=2), train, epochs=2, schedule="time", progress=False)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        fit(MLPVAE(data_dim=5, latent_dim=2), train, epochs=2, schedule="weekly", progress=False)

@@ -1,12 +1,13 @@
 """Draw the road through the book, the figure of the landing page (book/intro.md).
 
-    python tools/draw_road_map.py            # writes book/images/road_map.svg
+    python -m tools.draw_road_map            # writes book/images/road_map.svg
 
 Eight stations, one per chapter, from the joint distribution p(x, z) to a convolutional VAE,
-grouped in the four stretches of the table of contents, and the goal: what the reader can do at
-the end. Colours are the book's palette (vi_lib.plotting). The SVG is deterministic (no date, fixed
-ids), so re-running the script on an unchanged list leaves the committed file unchanged. When
-chapters are added, renamed or moved, edit STATIONS and PARTS below and re-run.
+grouped in the parts of the table of contents that hold chapters, each labelled with its caption
+in ``_toc.yml``, and the goal: what the reader can do at the end. Colours are the book's palette
+(vi_lib.plotting). The SVG is deterministic (no date, fixed ids), so re-running the script on an
+unchanged list leaves the committed file unchanged. When chapters are added, renamed or moved,
+edit STATIONS below and re-run; when parts are, re-run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from vi_lib.plotting import PALETTE  # noqa: E402
+
+from . import toc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "book" / "images" / "road_map.svg"
@@ -37,13 +40,23 @@ STATIONS = [
     (8, "Convolutional\nVAE on MNIST", "a real model,\njudged by its test\nlog-likelihood"),
 ]
 
-#: (label, first chapter, last chapter, colour index in PALETTE).
-PARTS = [
-    ("the question", 1, 1, 0),
-    ("why p(x) is hard", 2, 4, 1),
-    ("making it tractable", 5, 7, 2),
-    ("a real model", 8, 8, 3),
-]
+
+
+def toc_parts() -> list[tuple[str, int, int, int]]:
+    """The parts of ``_toc.yml`` that hold chapters: (caption, first chapter, last chapter, colour index).
+
+    A chapter is a notebook (``notebooks/NN_name``, chapter NN); colours follow PALETTE in part order.
+    """
+    found = []
+    for caption, pages in toc.parts():
+        chapters = [int(Path(page).name[:2]) for page in pages if page.startswith("notebooks/")]
+        if chapters:
+            found.append((caption, min(chapters), max(chapters), len(found)))
+    drawn = sorted(chapter for chapter, _, _ in STATIONS)
+    listed = sorted(c for _, first, last, _ in found for c in range(first, last + 1))
+    if drawn != listed:
+        raise ValueError(f"the chapters of _toc.yml are {listed} but STATIONS draws {drawn}: edit STATIONS")
+    return found
 
 GOAL = (
     "At the end you can:\n"
@@ -64,10 +77,6 @@ def _position(chapter: int) -> tuple[float, float]:
     if i < 4:
         return COLUMN_X[i], ROW_Y[0]
     return COLUMN_X[3 - (i - 4)], ROW_Y[1]
-
-
-def _part_of(chapter: int) -> int:
-    return next(k for k, (_, first, last, _) in enumerate(PARTS) if first <= chapter <= last)
 
 
 def draw() -> plt.Figure:
@@ -95,7 +104,8 @@ def draw() -> plt.Figure:
                                  color="#909090", linewidth=2.5, zorder=0))
 
     # Part labels above (top row) or below (bottom row) their stations.
-    for label, first, last, colour in PARTS:
+    parts = toc_parts()
+    for label, first, last, colour in parts:
         xs = [_position(c)[0] for c in range(first, last + 1)]
         y = _position(first)[1]
         text_y = y + 1.2 if y == ROW_Y[0] else y + 1.18
@@ -107,7 +117,7 @@ def draw() -> plt.Figure:
 
     for chapter, title, detail in STATIONS:
         x, y = _position(chapter)
-        colour = PALETTE[PARTS[_part_of(chapter)][3]]
+        colour = PALETTE[next(c for _, first, last, c in parts if first <= chapter <= last)]
         ax.add_patch(plt.Circle((x, y), RADIUS, facecolor=colour, edgecolor="white", linewidth=2,
                                 zorder=2))
         ax.text(x, y, str(chapter), ha="center", va="center", color="white", fontsize=14,

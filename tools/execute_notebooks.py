@@ -4,7 +4,7 @@ This is the only way notebook outputs are produced: the site shows them and CI r
 notebooks with nbval. It prints each notebook's wall time, records it in the notebook's metadata
 (``vi_book.execution``), and fails if a notebook raises or runs longer than the book's limit.
 
-    python tools/execute_notebooks.py [NOTEBOOK ...]     # default: every notebook in notebooks/
+    python -m tools.execute_notebooks [NOTEBOOK ...]     # default: every notebook in notebooks/
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from . import sync_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import sync_notebooks  # noqa: E402
 
 #: Each chapter must run within this many seconds on the book's 2-core CPU machine.
 LIMIT_SECONDS = {"default": 180, "08_convolutional_vae": 300}

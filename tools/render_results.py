@@ -1,17 +1,21 @@
 """Render the MNIST results page from the JSON that the training and evaluation tools wrote.
 
-    python tools/render_results.py            # writes book/mnist_results.md and book/mnist_learning_curve.png
-    python tools/render_results.py --check    # exit 1 if book/mnist_results.md is out of date
+    python -m tools.render_results            # writes book/mnist_results.md and book/mnist_learning_curve.png
+    python -m tools.render_results --check    # exit 1 if book/mnist_results.md is out of date
 
 Inputs (committed data, in book/results/):
 
-- ``metrics.json``: the per-epoch metrics written by ``python -m vi_lib.train`` (copied from
+- ``metrics.json``: the per-epoch metrics written by ``python -m vi_lib.mnist.train`` (copied from
   ``runs/<name>.metrics.json``), with the command, settings and machine;
-- ``evaluation.json``: the output of ``python -m vi_lib.evaluate --num-samples 1000`` on all test images;
-- ``benchmark.json``: the speed and memory figures of ``benchmarks/mnist_benchmark.py --save``.
+- ``evaluation.json``: the output of ``python -m vi_lib.mnist.evaluate --num-samples 1000`` on all test images;
+- ``benchmark.json``: the speed and memory figures of ``benchmarks/mnist_benchmark.py --save``;
+- ``notes.json`` (written by hand): the book's target (also read by the benchmark) and what the
+  other files cannot say about the run's conditions.
 
-Every number on the page comes from these files; nothing is typed in by hand except the
-published numbers of other papers, which are listed in :data:`PUBLISHED` with their protocols.
+The page's text is the template ``tools/templates/mnist_results.md.j2``; :func:`render_markdown`
+fills it with these files and a few numbers derived from them. Every number on the page comes from
+these files; nothing is typed in by hand except the published numbers of other papers, which are
+listed in :data:`PUBLISHED` with their protocols.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import json
 import sys
 from pathlib import Path
 
+import jinja2
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "book" / "results"
 PAGE = ROOT / "book" / "mnist_results.md"
 FIGURE = ROOT / "book" / "mnist_learning_curve.png"
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "mnist_results.md.j2"
 
 #: Published test NLLs on dynamically binarised MNIST, with what each number means.
 PUBLISHED = [
@@ -53,6 +60,7 @@ PUBLISHED = [
 
 
 def load(results: Path = RESULTS) -> dict:
+    """The JSON files of ``results`` by name (``metrics``, ``evaluation``, ...); None for a missing one."""
     data = {}
     for name in ("metrics", "evaluation", "benchmark", "notes"):
         path = results / f"{name}.json"
@@ -61,184 +69,62 @@ def load(results: Path = RESULTS) -> dict:
 
 
 def _fmt(x: float, digits: int = 2) -> str:
+    """``x`` with thousands separators and a typographic minus: ``_fmt(-1234.5)`` is ``−1,234.50``."""
     return f"{x:,.{digits}f}".replace("-", "−")
 
 
+#: Command-line modules that were renamed after a run recorded its command: old prefix -> today's.
+RENAMED_COMMANDS = {"python -m vi_lib.train ": "python -m vi_lib.mnist.train "}
+
+
+def _current_command(recorded: str) -> tuple[str, str | None]:
+    """The recorded command with today's module name, and the recorded module name if it was renamed."""
+    for old, new in RENAMED_COMMANDS.items():
+        if recorded.startswith(old):
+            return new + recorded[len(old):], old.strip()
+    return recorded, None
+
+
+def _run(data: dict) -> dict:
+    """What the page says about the training run that is not one number of the JSON files."""
+    rows, env, notes = data["metrics"]["epochs"], data["metrics"]["environment"], data["notes"] or {}
+    if "target" not in notes:
+        raise ValueError(f"{RESULTS / 'notes.json'} has no 'target' (the book's test NLL and minutes): add it")
+    minutes = rows[-1]["wall_seconds_total"] / 60
+    tail = rows[-6:]  # the last epochs, for the trend when the target is missed
+    load_average = env.get("load_average_at_start", [float("nan")])[0]
+    command, recorded_as = _current_command(data["metrics"]["command"])
+    return {
+        "train_command": command.replace(" --", " \\\n    --"),  # one option a line
+        "recorded_as": recorded_as,
+        "minutes": minutes,
+        "step_minutes": rows[-1]["training_seconds_total"] / 60,
+        "mean_speed": sum(r["images_per_second"] * r["seconds"] for r in rows) / sum(r["seconds"] for r in rows),
+        "slowest": min(r["images_per_second"] for r in rows),
+        "fastest": max(r["images_per_second"] for r in rows),
+        "load_average": load_average,
+        "busy": load_average > env["cpu_count"],
+        "condition_notes": "".join(" " + note for note in notes.get("conditions", [])),
+        "target_met": data["evaluation"]["nll"] <= notes["target"]["test_nll_nats"]
+        and minutes <= notes["target"]["training_minutes"],
+        "recent_epochs": len(tail) - 1,
+        "recent_gain": (tail[-1]["test_elbo"] - tail[0]["test_elbo"]) / max(1, len(tail) - 1),
+    }
+
+
 def render_markdown(data: dict) -> str:
-    metrics, evaluation, bench = data["metrics"], data["evaluation"], data["benchmark"]
-    notes = data.get("notes")  # optional: what the JSON cannot say (e.g. earlier attempts), written by hand
-    rows = metrics["epochs"]
-    last = rows[-1]
-    env = metrics["environment"]
-    settings = metrics["settings"]
-    minutes = last["wall_seconds_total"] / 60
-    step_minutes = last["training_seconds_total"] / 60
-    mean_speed = sum(r["images_per_second"] * r["seconds"] for r in rows) / sum(r["seconds"] for r in rows)
-    slowest = min(r["images_per_second"] for r in rows)
-    fastest = max(r["images_per_second"] for r in rows)
-    nll, nll_se = evaluation["nll"], evaluation["log_px"]["stderr"]
-    elbo, elbo_se = evaluation["test_elbo"]["mean"], evaluation["test_elbo"]["stderr"]
-    target_met = nll <= 86 and minutes <= 30
-    lines = []
-    add = lines.append
-    add("<!-- Generated by tools/render_results.py from book/results/*.json; do not edit by hand. -->")
-    add("")
-    add("# MNIST results: the 30-minute run")
-    add("")
-    add("This page reports one full training run of the convolutional VAE of {doc}`../notebooks/08_convolutional_vae`")
-    add("(the same `ConvVAE`, 32 latent dimensions) with the command-line tools, and evaluates it the way")
-    add("published models of MNIST are evaluated. Every number below is rendered from the JSON files that")
-    add("`python -m vi_lib.train` and `python -m vi_lib.evaluate` wrote, committed in `book/results/`.")
-    add("")
-    add("## What was run")
-    add("")
-    add("```bash")
-    add(metrics["command"].replace(" --", " \\\n    --"))
-    if "pieces" in evaluation:  # evaluated in pieces of the test set, then pooled
-        size = evaluation["pieces"][0][1] - evaluation["pieces"][0][0]
-        add(f"for offset in $(seq 0 {size} {evaluation['pieces'][-1][0]}); do")
-        add(f"  python -m vi_lib.evaluate {evaluation['checkpoint']} --num-samples {evaluation['num_samples']} "
-            f"--seed {evaluation['binarization_seed']} --offset $offset --limit {size} --output runs/eval_$offset.json")
-        add("done")
-        add("python -m vi_lib.evaluate --combine runs/eval_*.json --output runs/evaluation.json")
-    else:
-        add(f"python -m vi_lib.evaluate {evaluation['checkpoint']} --num-samples {evaluation['num_samples']} "
-            f"--seed {evaluation['binarization_seed']}")
-    add("```")
-    add("")
-    add(f"- **Date**: started {metrics['started']}, last epoch written {metrics['finished']} (UTC).")
-    add(f"- **Hardware**: {env['cpu_count']} CPU cores ({env['machine']}), no GPU, {env['torch_threads']} PyTorch threads, "
-        f"PyTorch {env['torch']}, Python {env['python']}.")
-    load_avg = env.get("load_average_at_start", [float("nan")])[0]
-    busy = load_avg > env["cpu_count"]
-    add(f"- **Conditions**: load average {load_avg} on {env['cpu_count']} cores at the start"
-        + (" (the machine was **shared** with other jobs)" if busy else " (the machine was otherwise quiet)")
-        + f". Training speed varied from {_fmt(slowest, 0)} to {_fmt(fastest, 0)} images per second between epochs "
-        f"(average {_fmt(mean_speed, 0)}): the run is limited by wall-clock time, so other jobs on the machine mean "
-        "fewer epochs." + "".join(" " + note for note in (notes or {}).get("conditions", [])))
-    add(f"- **Model**: `ConvVAE(latent_dim={settings['latent_dim']})`, {metrics['num_parameters']:,} parameters, Bernoulli likelihood.")
-    add(f"- **Training**: Adam, batch {settings['batch_size']}, learning rate decayed exponentially from {settings['lr']:g} to "
-        f"{settings['lr_final']:g} over the {settings['max_minutes']:g}-minute budget (`--schedule time`), KL warm-up over the first "
-        f"{settings['warmup_epochs']} epochs, dynamic binarisation of every training batch, seed {settings['seed']}.")
-    add(f"- **Length**: {len(rows)} epochs in {_fmt(minutes, 1)} minutes of wall-clock time (training steps plus the test ELBO after "
-        f"each epoch; {_fmt(step_minutes, 1)} minutes in training steps alone).")
-    add("")
-    add("## Learning curve")
-    add("")
-    add("```{figure} mnist_learning_curve.png")
-    add(":name: fig-mnist-learning-curve")
-    add(":alt: Two curves of the ELBO in nats against minutes of training: the training ELBO and the test ELBO rise quickly in the first minutes and then slowly; a dashed horizontal line above them marks the final importance-sampled log-likelihood.")
-    add("")
-    add("The training ELBO (averaged during each epoch) and the test ELBO (after each epoch, on one fixed binarisation of "
-        "the 10,000 test images) against wall-clock minutes of training. The dashed line is the final estimate of "
-        f"log p(x) with K = {evaluation['num_samples']:,} importance samples.")
-    add("```")
-    add("")
-    add("## Final numbers")
-    add("")
-    add("| quantity | value |")
-    add("|---|---|")
-    add(f"| test ELBO (1 sample, mean ± standard error over images) | {_fmt(elbo)} ± {_fmt(elbo_se)} nats |")
-    add(f"| test log p(x), importance sampling with K = {evaluation['num_samples']:,} | {_fmt(-nll)} ± {_fmt(nll_se)} nats |")
-    add(f"| **test NLL** = − log p(x) | **{_fmt(nll)} nats** |")
-    add(f"| ELBO-to-log-likelihood gap | {_fmt(-nll - elbo)} nats |")
-    add(f"| test images | {evaluation['num_images']:,} |")
-    add(f"| test binarisation | dynamic protocol, one draw per image, seed {evaluation['binarization_seed']} |")
-    add(f"| evaluation time | {_fmt(evaluation['seconds'] / 60, 1)} min on {evaluation['torch_threads']} threads ({evaluation['device']}) |")
-    add(f"| training | {len(rows)} epochs, {_fmt(minutes, 1)} min |")
-    add("")
-    verdict = "meets" if target_met else "does **not** meet"
-    add(f"The book's target was a test NLL of at most 86 nats from at most 30 minutes of training on this 2-core machine; "
-        f"this run {verdict} it.")
-    if not target_met:
-        tail = rows[-6:]
-        per_epoch = (tail[-1]["test_elbo"] - tail[0]["test_elbo"]) / max(1, len(tail) - 1)
-        add(f"The run got {len(rows)} epochs in its 30 minutes, at an average of {_fmt(mean_speed, 0)} images per "
-            f"second. At the end the test ELBO was still improving, by {_fmt(per_epoch)} nats per epoch over the last "
-            f"{len(tail) - 1} epochs, and the train and test ELBOs differed by "
-            f"{_fmt(abs(last['train_elbo'] - last['test_elbo']))} nats (no overfitting): more epochs in the same "
-            "budget are the most likely way to the target.")
-    add("")
-    add("## Compared with published numbers")
-    add("")
-    add("All rows are **negative log-likelihoods** (not ELBOs) on the 10,000 MNIST test images under **dynamic "
-        "binarisation**, estimated by importance sampling with the encoder as proposal. Numbers on the *statically* "
-        "binarised MNIST of Larochelle & Murray, or ELBOs, or Gaussian log-densities of grey-level images, measure different "
-        "things and are left out.")
-    add("")
-    add("| model | test NLL (nats) | K | training | source |")
-    add("|---|---|---|---|---|")
-    add(f"| **this book: `ConvVAE`, d = 32** | **{_fmt(nll)}** | {evaluation['num_samples']:,} | {_fmt(minutes, 0)} min, 2 CPU cores | this page |")
-    for row in PUBLISHED:
-        add(f"| {row['model']} | {row['nll']} | {row['k']} | {row['training']} | {row['source']} |")
-    add("")
-    add("A note on K: the importance-sampled estimate is, in expectation, a lower bound on log p(x) that rises with K "
-        "(chapter 7's importance-weighted bound). Our K = 1,000 therefore gives a slightly *higher* (more pessimistic) NLL "
-        "than K = 5,000 would; the comparison does not flatter the book's model.")
-    add("")
-    if bench:
-        speed = bench["speed"]
-        ips = speed["images_per_second"]
-        add("## Speed and memory")
-        add("")
-        add(f"Measured by `benchmarks/mnist_benchmark.py` (batch {speed['batch_size']}, {speed['threads']} threads, "
-            f"{speed['rounds']} alternating rounds of {speed['images_per_round']:,} images, load average "
-            f"{bench['machine']['load_average'][0]} at the start):")
-        add("")
-        add("| training loop | images per second |")
-        add("|---|---|")
-        add(f"| `vi_lib.training.train_epoch` (the library) | {_fmt(ips['library'], 0)} |")
-        add(f"| plain hand-written PyTorch loop, same architecture, PyTorch's defaults | {_fmt(ips['plain'], 0)} |")
-        add(f"| **ratio library / plain** | **{speed['ratio_library_over_plain']:.2f}** |")
-        add(f"| plain loop with the library's settings (channels-last, fused Adam) | "
-            f"{_fmt(ips['plain_with_library_settings'], 0)} |")
-        if "library_torch_compile" in ips:
-            add(f"| the library's loop with `torch.compile`d encoder and decoder | {_fmt(ips['library_torch_compile'], 0)} |")
-        add("")
-        tuned_gain = ips["plain_with_library_settings"] / ips["plain"]
-        check_cost = 1 - speed["ratio_library_over_plain_with_library_settings"]
-        add(f"All loops hold the data as one `uint8` tensor and binarise per batch, and run in one process in alternating "
-            f"rounds, so that changes in the load of the machine hit them alike; the ratio of the fastest rounds was "
-            f"{speed['ratio_best_rounds']:.2f}. The library is faster than the plain loop because of two settings that a "
-            "plain loop does not have: `ConvVAE` keeps its convolution weights in the channels-last memory format, "
-            "the layout PyTorch's CPU convolutions are fastest in, and `vi_lib.training.adam` is PyTorch's fused Adam. "
-            f"Together they make the plain loop {_fmt(100 * (tuned_gain - 1), 0)}% faster. With the same settings the "
-            f"library's loop is {_fmt(100 * check_cost, 0)}% slower than the plain one: that is the cost of what it does "
-            "beyond it, its checks (NaN and infinite values, shapes), `torch.distributions` objects instead of formulas "
-            "written out, and the running ELBO for the progress bar.")
-        add("")
-        compiled = speed.get("torch_compile")
-        if "library_torch_compile" in ips:
-            ratio = ips["library_torch_compile"] / ips["library"]
-            add(f"`torch.compile` does not pay on this machine: the compiled networks trained at {ratio:.2f} times the "
-                f"speed of the uncompiled ones, after {_fmt(compiled['first_two_batches_seconds'], 0)} s of compiling and two batches "
-                "(the convolutions, which take most of the time, are library calls either way), so the library does not use it."
-                if ratio < 1.02 else
-                f"`torch.compile` made the networks train {ratio:.2f} times as fast, after "
-                f"{_fmt(compiled['first_two_batches_seconds'], 0)} s of compiling.")
-        elif compiled and "error" in compiled:
-            add(f"`torch.compile` could not be measured here ({compiled['error']}).")
-        add("")
-        add("The thread setting mattered most on a loaded machine: two PyTorch threads that spin while waiting for each "
-            "other ran many times slower than two threads with `OMP_WAIT_POLICY=PASSIVE`, which `vi_lib.train` and "
-            "`vi_lib.evaluate` set.")
-        add("")
-        if "memory_k5000" in bench:
-            mem = bench["memory_k5000"]
-            add(f"The evaluation with K = 5,000 importance samples on {mem['num_images']} test images peaked at "
-                f"{_fmt(mem['peak_resident_memory_mb'], 0)} MB of resident memory (limit: 3,000 MB): samples are drawn "
-                "in chunks, so memory does not grow with K.")
-        add("")
-    add("## Reproduce")
-    add("")
-    add("```bash")
-    add("export VI_LIB_DATA=/path/to/mnist     # or let vi_lib download it")
-    add("python benchmarks/mnist_benchmark.py --full-run --save book/results/benchmark.json")
-    add("cp runs/mnist_conv_vae.metrics.json book/results/metrics.json && cp runs/evaluation.json book/results/evaluation.json")
-    add("python tools/render_results.py")
-    add("```")
-    add("")
-    return "\n".join(lines)
+    """The results page (markdown) for the JSON files ``data`` given by :func:`load`."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE.parent), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    env.filters["num"] = _fmt
+    run, metrics = _run(data), data["metrics"]
+    return env.get_template(TEMPLATE.name).render(
+        metrics=metrics, evaluation=data["evaluation"], bench=data["benchmark"], env=metrics["environment"],
+        settings=metrics["settings"], rows=metrics["epochs"], target=data["notes"]["target"], run=run,
+        published=PUBLISHED,
+    )
 
 
 def render_figure(data: dict, path: Path = FIGURE) -> None:
@@ -278,7 +164,7 @@ def main(argv=None) -> int:
     text = render_markdown(data)
     if args.check:
         if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python tools/render_results.py", file=sys.stderr)
+            print(f"{PAGE.relative_to(ROOT)} is out of date: run python -m tools.render_results", file=sys.stderr)
             return 1
         print("in sync")
         return 0

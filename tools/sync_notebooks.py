@@ -9,7 +9,7 @@
 So the repository and the notation are each defined in one place. ``--check`` only reports
 notebooks that are out of sync (the test suite uses it); without it, notebooks are rewritten.
 
-    python tools/sync_notebooks.py [--check] [NOTEBOOK ...]
+    python -m tools.sync_notebooks [--check] [NOTEBOOK ...]
 """
 
 from __future__ import annotations

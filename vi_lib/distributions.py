@@ -1,10 +1,11 @@
-"""Gaussians and their KL divergence (chapters 2 and 7).
+"""Chapters 2, 3, 6 and 7: Gaussians, the maximum-likelihood Gaussian, and the KL divergence between Gaussians.
 
-Everything here is a thin, named wrapper around :mod:`torch.distributions`, so that the
-book can say "the diagonal Gaussian of chapter 2" and mean one line of code.  The only
-formula written out by hand is the closed-form KL between diagonal Gaussians (chapter 7),
-kept so the book can show that the hand-derived formula equals
-``torch.distributions.kl_divergence``.
+The Gaussians are thin, named wrappers around :mod:`torch.distributions`, so that the book
+can say "the diagonal Gaussian of chapter 2" and mean one line of code.  Three formulas are
+written out by hand, each the one a chapter derives: the closed-form KL between diagonal
+Gaussians (chapter 7, which shows it equals ``torch.distributions.kl_divergence``), the isotropic
+Gaussian log-likelihood as a scaled squared error (chapter 7), and the maximum-likelihood mean
+and covariance (chapters 2 and 3).
 
 Shapes: ``d`` is the dimension of the vector the Gaussian is over (its *event*); any
 leading dimensions ``...`` are independent copies (its *batch*).
@@ -15,23 +16,22 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Independent, Normal
+from torch.distributions import Independent, MultivariateNormal, Normal
+
+from vi_lib import _validation
 
 __all__ = [
     "diagonal_gaussian",
     "standard_normal",
     "kl_diagonal_gaussians",
     "isotropic_gaussian_log_likelihood",
+    "fit_gaussian",
 ]
 
 
 def _require_tensor(name: str, value) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor, got {type(value).__name__}. "
-            f"Convert it first, e.g. torch.as_tensor({name}, dtype=torch.float64)."
-        )
-    return value
+    hint = f"Convert it first, e.g. torch.as_tensor({name}, dtype=torch.float64)."
+    return _validation.tensor(name, value, hint=hint)
 
 
 def _require_vector_shape(name: str, value: torch.Tensor) -> None:
@@ -91,15 +91,7 @@ def standard_normal(
         ``Independent(Normal(0, 1), 1)`` with batch shape ``()`` and event shape ``(d,)``:
         ``sample((S, B))`` is ``[S, B, d]`` and ``log_prob`` of ``[..., d]`` is ``[...]``.
     """
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
-        raise TypeError(
-            f"latent_dim must be a positive int, got {type(latent_dim).__name__} "
-            f"({latent_dim!r}). Pass e.g. latent_dim=2."
-        )
-    if latent_dim < 1:
-        raise ValueError(
-            f"latent_dim must be a positive int, got {latent_dim}. Pass e.g. latent_dim=2."
-        )
+    latent_dim = _validation.integer("latent_dim", latent_dim, hint="Pass e.g. latent_dim=2.")
     if dtype is None:
         dtype = torch.get_default_dtype()
     zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
@@ -185,6 +177,8 @@ def isotropic_gaussian_log_likelihood(
             f"x and mean must have the same last dimension D, got x {tuple(x.shape)} and mean "
             f"{tuple(mean.shape)}. Flatten images first, e.g. x.flatten(1)."
         )
+    if not isinstance(std, torch.Tensor):
+        std = _validation.number("std", std, positive=True, hint="Pass a standard deviation > 0.")
     std_t = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
     if not torch.all(std_t > 0):
         raise ValueError(f"std must be positive, got {std!r}. Pass a standard deviation > 0.")
@@ -217,16 +211,13 @@ def fit_gaussian(x: torch.Tensor, covariance: str = "full"):
     Returns:
         ``torch.distributions.MultivariateNormal`` with event shape ``(D,)`` (batch shape ``()``).
     """
-    from torch.distributions import MultivariateNormal
-
-    _require_tensor("x", x)
-    if x.dim() != 2 or x.shape[0] < 2 or not x.is_floating_point():
+    _validation.tensor("x", x, floating=True, hint="Use x.double().")
+    if x.dim() != 2 or x.shape[0] < 2:
         raise ValueError(
             f"x must be a floating-point tensor [N, D] with N >= 2 data points, got shape "
-            f"{tuple(x.shape)} and dtype {x.dtype}. For one feature use x.reshape(-1, 1)."
+            f"{tuple(x.shape)}. For one feature use x.reshape(-1, 1)."
         )
-    if covariance not in _COVARIANCE_KINDS:
-        raise ValueError(f"covariance must be one of {_COVARIANCE_KINDS}, got {covariance!r}.")
+    _validation.choice("covariance", covariance, _COVARIANCE_KINDS)
     mean = x.mean(dim=0)
     centred = x - mean
     if covariance == "full":
@@ -238,5 +229,3 @@ def fit_gaussian(x: torch.Tensor, covariance: str = "full"):
         cov = centred.pow(2).mean() * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
     return MultivariateNormal(mean, covariance_matrix=cov)
 
-
-__all__.append("fit_gaussian")

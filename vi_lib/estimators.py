@@ -1,4 +1,4 @@
-"""Monte Carlo estimates of log p(x), the ELBO and the IWAE bound (chapters 4-7).
+"""Chapters 4-7: Monte Carlo estimates of log p(x), the ELBO and the IWAE bound.
 
 This module is a public contract that the later chapters rely on.  The conventions:
 
@@ -20,11 +20,12 @@ drawn ``chunk_size`` at a time, so memory stays bounded for S in the tens of tho
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Iterator, NamedTuple
 
 import torch
 from torch.distributions import Distribution, kl_divergence
+
+from vi_lib import _validation
 
 __all__ = [
     "log_mean_exp",
@@ -48,11 +49,7 @@ _CHUNK_BUDGET = 2**22
 
 
 def _check_x(x) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"x must be a torch.Tensor of shape [B, *event_x], got {type(x).__name__}. "
-            "Convert it first, e.g. x = torch.as_tensor(x, dtype=torch.float64)."
-        )
+    _validation.tensor("x", x, hint="Convert it first, e.g. x = torch.as_tensor(x, dtype=torch.float64) [B, *event_x].")
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(
             f"x must have shape [B, *event_x] with a batch dimension B >= 1, got shape "
@@ -71,15 +68,8 @@ def _check_x(x) -> None:
 
 
 def _check_count(name: str, value, *, allow_none: bool = False) -> None:
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an int >= 1, got {type(value).__name__} ({value!r}). "
-            f"Pass a whole number, e.g. {name}=1000."
-        )
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value}. Pass e.g. {name}=1000.")
+    if not (allow_none and value is None):
+        _validation.integer(name, value, hint=f"Pass a whole number, e.g. {name}=1000.")
 
 
 def _check_prior(prior) -> int:
@@ -127,6 +117,17 @@ def _check_likelihood_callable(likelihood) -> None:
             f"likelihood must be a callable z -> Distribution over x, got "
             f"{type(likelihood).__name__}. Pass e.g. model.likelihood (not model.likelihood(z))."
         )
+
+
+def _check_inputs(x, prior, likelihood, num_samples, chunk_size, q_name: str | None = None, q=None) -> None:
+    """Every estimator's checks, in one order: x, the counts, the prior, q (if ``q_name``), the likelihood."""
+    _check_x(x)
+    _check_count("num_samples", num_samples)
+    _check_count("chunk_size", chunk_size, allow_none=True)
+    _check_prior(prior)
+    if q_name is not None:
+        _check_q(q_name, q, prior, x.shape[0])
+    _check_likelihood_callable(likelihood)
 
 
 def _likelihood_log_prob(likelihood: Callable, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -196,22 +197,12 @@ def _sample_chunks(
         yield z, _likelihood_log_prob(likelihood, z, x)
 
 
-def _log_weight_chunks(
-    x: torch.Tensor,
-    prior: Distribution,
-    likelihood: Callable,
-    proposal: Distribution | None,
-    num_samples: int,
-    chunk_size: int | None,
-    reparameterize: bool,
-) -> Iterator[torch.Tensor]:
-    """Yield log importance weights ``[s, B]`` chunk by chunk (inputs already checked).
+def _log_weight_chunks(x, prior, likelihood, proposal, *args) -> Iterator[torch.Tensor]:
+    """Yield log importance weights ``[s, B]`` chunk by chunk, from :func:`_sample_chunks` (same arguments).
 
     With ``proposal=None`` the samples come from the prior and the weight is p(x|z).
     """
-    for z, log_lik in _sample_chunks(
-        x, prior, likelihood, proposal, num_samples, chunk_size, reparameterize
-    ):
+    for z, log_lik in _sample_chunks(x, prior, likelihood, proposal, *args):
         if proposal is None:
             yield log_lik
         else:
@@ -246,11 +237,7 @@ def log_mean_exp(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
     Returns:
         ``t`` reduced over ``dim``.
     """
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(
-            f"t must be a torch.Tensor of log-values, got {type(t).__name__}. "
-            "Use torch.as_tensor(t) first."
-        )
+    _validation.tensor("t", t, hint="Use torch.as_tensor(t) first (a tensor of log-values).")
     if t.dim() == 0:
         raise ValueError("t must have at least one dimension to average over, got a 0-d tensor.")
     n = t.shape[dim]
@@ -288,12 +275,7 @@ def log_importance_weights(
     Returns:
         ``[S, B]`` log weights.
     """
-    _check_x(x)
-    _check_count("num_samples", num_samples)
-    _check_count("chunk_size", chunk_size, allow_none=True)
-    _check_prior(prior)
-    _check_q("proposal", proposal, prior, x.shape[0])
-    _check_likelihood_callable(likelihood)
+    _check_inputs(x, prior, likelihood, num_samples, chunk_size, "proposal", proposal)
     chunks = _log_weight_chunks(
         x, prior, likelihood, proposal, num_samples, chunk_size, reparameterize
     )
@@ -324,11 +306,7 @@ def log_marginal_naive(
     Returns:
         ``[B]``: log of (1/S) sum_s p(x|z_s), one per data point.
     """
-    _check_x(x)
-    _check_count("num_samples", num_samples)
-    _check_count("chunk_size", chunk_size, allow_none=True)
-    _check_prior(prior)
-    _check_likelihood_callable(likelihood)
+    _check_inputs(x, prior, likelihood, num_samples, chunk_size)
     chunks = _log_weight_chunks(x, prior, likelihood, None, num_samples, chunk_size, False)
     return _streaming_log_mean_exp(chunks, num_samples)
 
@@ -358,12 +336,7 @@ def log_marginal_importance(
     Returns:
         ``[B]``: log of the importance-weighted average, one per data point.
     """
-    _check_x(x)
-    _check_count("num_samples", num_samples)
-    _check_count("chunk_size", chunk_size, allow_none=True)
-    _check_prior(prior)
-    _check_q("proposal", proposal, prior, x.shape[0])
-    _check_likelihood_callable(likelihood)
+    _check_inputs(x, prior, likelihood, num_samples, chunk_size, "proposal", proposal)
     chunks = _log_weight_chunks(x, prior, likelihood, proposal, num_samples, chunk_size, False)
     return _streaming_log_mean_exp(chunks, num_samples)
 
@@ -412,13 +385,8 @@ def elbo_terms(
     Returns:
         :class:`ELBOTerms` ``(accuracy [B], complexity [B])``; ``.elbo`` is ``[B]``.
     """
-    _check_x(x)
-    _check_count("num_samples", num_samples)
-    _check_prior(prior)
-    _check_q("posterior", posterior, prior, x.shape[0])
-    _check_likelihood_callable(likelihood)
-    if not isinstance(analytic_kl, bool):
-        raise TypeError(f"analytic_kl must be True or False, got {analytic_kl!r}.")
+    _check_inputs(x, prior, likelihood, num_samples, None, "posterior", posterior)
+    _validation.flag("analytic_kl", analytic_kl)
     if not posterior.has_rsample:
         raise ValueError(
             f"posterior ({type(posterior).__name__}) has no reparameterised sampler "
@@ -491,11 +459,7 @@ def iwae_bound(
     Returns:
         ``[B]``: log (1/k) sum_j exp(log w_j).
     """
-    _check_x(x)
-    _check_count("num_samples", num_samples)
-    _check_prior(prior)
-    _check_q("posterior", posterior, prior, x.shape[0])
-    _check_likelihood_callable(likelihood)
+    _check_inputs(x, prior, likelihood, num_samples, None, "posterior", posterior)
     if not posterior.has_rsample:
         raise ValueError(
             f"posterior ({type(posterior).__name__}) has no reparameterised sampler "
@@ -523,11 +487,7 @@ def effective_sample_size(log_weights: torch.Tensor, dim: int = 0) -> torch.Tens
     Returns:
         ``log_weights`` reduced over ``dim``: the ESS, a number in [1, S].
     """
-    if not isinstance(log_weights, torch.Tensor):
-        raise TypeError(
-            f"log_weights must be a torch.Tensor, got {type(log_weights).__name__}. "
-            "Use e.g. log_importance_weights(...) which returns [S, B]."
-        )
+    _validation.tensor("log_weights", log_weights, hint="Use e.g. log_importance_weights(...), which returns [S, B].")
     if log_weights.dim() == 0 or log_weights.shape[dim] == 0:
         raise ValueError(
             f"log_weights needs a non-empty dimension {dim} of samples, got shape "

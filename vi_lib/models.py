@@ -1,8 +1,12 @@
-"""Models of the book: the linear-Gaussian model with its exact answers (chapter 4), and the VAEs.
+"""Chapters 4 and 6-8: the book's models: the linear-Gaussian model with its exact answers, and the VAEs.
 
 - :class:`LinearGaussianModel`: p(z) = N(0, I), p(x|z) = N(Wz + b, s^2 I); log p(x) and p(z|x) exact.
 - :class:`VAE`: what every VAE of the book shares: the prior, the ELBO, the IWAE bound, sampling.
 - :class:`MLPVAE`: a VAE with fully connected encoder and decoder (chapter 7, the ocean data).
+- :class:`ConvVAE`: a convolutional VAE for 28 x 28 images (chapter 8, MNIST).
+
+(Chapter 1's Gaussian mixture is :class:`vi_lib.mixture.GaussianMixture`; saving and loading
+trained models is chapter 8's engineering, :mod:`vi_lib.mnist.checkpoints`.)
 
 Every VAE follows one contract, so that the estimators, the training loop and the evaluation code
 serve all of them: ``.prior`` is p(z) (batch shape ``()``, event ``(d,)``); ``.encode(x)`` takes
@@ -14,16 +18,15 @@ and returns p(x|z) with batch shape ``z.shape[:-1]`` and event shape ``event_x``
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent, MultivariateNormal, Normal
 
-from vi_lib import estimators
+from vi_lib import _validation, estimators
 from vi_lib.distributions import diagonal_gaussian, standard_normal
 
-__all__ = ["LinearGaussianModel", "VAE", "MLPVAE"]
+__all__ = ["LinearGaussianModel", "VAE", "MLPVAE", "ConvVAE"]
 
 
 class LinearGaussianModel:
@@ -53,11 +56,9 @@ class LinearGaussianModel:
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, noise_std: float):
-        if not isinstance(weight, torch.Tensor) or not isinstance(bias, torch.Tensor):
-            raise TypeError(
-                f"weight and bias must be torch.Tensors, got {type(weight).__name__} and "
-                f"{type(bias).__name__}. Use torch.as_tensor(..., dtype=torch.float64)."
-            )
+        hint = "Use torch.as_tensor(..., dtype=torch.float64)."
+        _validation.tensor("weight", weight, hint=hint)
+        _validation.tensor("bias", bias, hint=hint)
         if weight.dim() != 2:
             raise ValueError(
                 f"weight must be a matrix W of shape [D, d] (data dim x latent dim), got shape "
@@ -73,13 +74,7 @@ class LinearGaussianModel:
                 f"bias must have shape [D] = ({weight.shape[0]},) to match weight "
                 f"{tuple(weight.shape)}, got {tuple(bias.shape)}."
             )
-        if isinstance(noise_std, bool) or not isinstance(noise_std, numbers.Real):
-            raise TypeError(
-                f"noise_std must be a positive float, got {type(noise_std).__name__}. "
-                "Pass e.g. noise_std=0.5."
-            )
-        if not (math.isfinite(noise_std) and noise_std > 0):
-            raise ValueError(f"noise_std must be a positive finite float, got {noise_std}.")
+        noise_std = _validation.number("noise_std", noise_std, positive=True, hint="Pass e.g. noise_std=0.5.")
         if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
             raise ValueError("weight and bias must be finite; they contain NaN or inf.")
         self.weight = weight
@@ -114,21 +109,17 @@ class LinearGaussianModel:
             seed: seeds a private ``torch.Generator``; the global RNG is untouched.
             dtype: floating dtype of W and b (float64 by default, for exact comparisons).
         """
-        for name, value in (("latent_dim", latent_dim), ("data_dim", data_dim)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-        generator = torch.Generator().manual_seed(int(seed))
+        latent_dim = _validation.integer("latent_dim", latent_dim)
+        data_dim = _validation.integer("data_dim", data_dim)
+        dtype = _validation.floating_dtype("dtype", dtype)
+        generator = torch.Generator().manual_seed(_validation.seed(seed))
         weight = torch.randn(data_dim, latent_dim, generator=generator, dtype=dtype)
         weight = weight / math.sqrt(latent_dim)
         bias = torch.randn(data_dim, generator=generator, dtype=dtype)
         return cls(weight, bias, noise_std)
 
     def _check_last_dim(self, name: str, value, size: int, what: str) -> None:
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(
-                f"{name} must be a torch.Tensor of shape [..., {size}], got "
-                f"{type(value).__name__}. Use torch.as_tensor({name}, dtype={self.weight.dtype})."
-            )
+        _validation.tensor(name, value, hint=f"Use torch.as_tensor({name}, dtype={self.weight.dtype}) [..., {size}].")
         if value.dim() < 1 or value.shape[-1] != size:
             raise ValueError(
                 f"{name} must have shape [..., {size}] (last dim = {what}), got "
@@ -203,8 +194,7 @@ class LinearGaussianModel:
         Returns:
             ``(x [n, D], z [n, d])``.
         """
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}.")
+        n = _validation.integer("n", n)
         kwargs = dict(generator=generator, dtype=self.weight.dtype, device=self.weight.device)
         z = torch.randn(n, self.latent_dim, **kwargs)
         noise = torch.randn(n, self.data_dim, **kwargs)
@@ -222,9 +212,14 @@ class VAE(nn.Module):
 
     def __init__(self, latent_dim: int):
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        self.latent_dim = latent_dim
+        self.latent_dim = _validation.integer("latent_dim", latent_dim)
+
+    def _check_likelihood(self, likelihood: str, decoder_std) -> tuple[str, float | None]:
+        """``likelihood`` one of the subclass's ``LIKELIHOODS``; ``decoder_std`` None (learned) or > 0."""
+        _validation.choice("likelihood", likelihood, self.LIKELIHOODS)
+        if decoder_std is not None:
+            decoder_std = _validation.number("decoder_std", decoder_std, positive=True, hint="Or None, to learn it.")
+        return likelihood, decoder_std
 
     def _reference(self) -> torch.Tensor:
         return next(self.parameters())
@@ -236,12 +231,15 @@ class VAE(nn.Module):
         return standard_normal(self.latent_dim, device=ref.device, dtype=ref.dtype)
 
     def encode(self, x: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
+        """The encoder q(z|x) of a batch ``[B, *event_x]``: batch shape ``(B,)``, event ``(d,)``."""
         raise NotImplementedError
 
     def decode(self, z: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
+        """The decoder p(x|z) of latents ``[..., d]``: batch shape ``z.shape[:-1]``, event ``event_x``."""
         raise NotImplementedError
 
     def config(self) -> dict:  # pragma: no cover - abstract
+        """The keyword arguments that rebuild this architecture (saved in checkpoints)."""
         raise NotImplementedError
 
     def elbo_terms(self, x: torch.Tensor, num_samples: int = 1, analytic_kl: bool = True):
@@ -266,7 +264,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, mean: bool = False) -> torch.Tensor:
         """Ancestral samples x ~ p(x|z), z ~ p(z), ``[n, *event_x]`` (or the decoder means)."""
-        z = self.prior.sample((n,))
+        z = self.prior.sample((_validation.integer("n", n),))
         p_x = self.decode(z)
         return p_x.mean if mean else p_x.sample()
 
@@ -303,16 +301,9 @@ class MLPVAE(VAE):
         decoder_std: float | None = None,
     ):
         super().__init__(latent_dim)
-        if not isinstance(data_dim, int) or data_dim < 1:
-            raise ValueError(f"data_dim must be a positive int, got {data_dim!r}")
-        if likelihood not in self.LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {self.LIKELIHOODS}, got {likelihood!r}")
-        if decoder_std is not None and not (isinstance(decoder_std, numbers.Real) and decoder_std > 0):
-            raise ValueError(f"decoder_std must be None (learned) or a positive number, got {decoder_std!r}")
-        self.data_dim = data_dim
-        self.hidden_dims = tuple(int(h) for h in hidden_dims)
-        self.likelihood = likelihood
-        self.decoder_std = decoder_std
+        self.data_dim = _validation.integer("data_dim", data_dim)
+        self.likelihood, self.decoder_std = self._check_likelihood(likelihood, decoder_std)
+        self.hidden_dims = tuple(_validation.integer(f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims))
         self.encoder = _mlp([data_dim, *self.hidden_dims, 2 * latent_dim])
         self.decoder = _mlp([latent_dim, *reversed(self.hidden_dims), data_dim])
         if likelihood == "gaussian" and decoder_std is None:
@@ -329,6 +320,7 @@ class MLPVAE(VAE):
 
     def encode(self, x: torch.Tensor) -> Distribution:
         """q(z|x): batch shape ``(B,)``, event ``(d,)`` for x ``[B, D]``."""
+        _validation.tensor("x", x, hint=f"Encode a batch of vectors [B, {self.data_dim}].")
         if x.dim() != 2 or x.shape[1] != self.data_dim:
             raise ValueError(f"encode expects x of shape [B, {self.data_dim}], got {tuple(x.shape)}")
         mean, log_var = self.encoder(x).chunk(2, dim=-1)
@@ -336,7 +328,8 @@ class MLPVAE(VAE):
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p(x|z): batch shape ``z.shape[:-1]``, event ``(D,)`` for z ``[..., d]``."""
-        if z.shape[-1] != self.latent_dim:
+        _validation.tensor("z", z, hint=f"Decode latent vectors [..., {self.latent_dim}].")
+        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"decode expects z of shape [..., {self.latent_dim}], got {tuple(z.shape)}")
         out = self.decoder(z)
         if self.likelihood == "bernoulli":
@@ -349,7 +342,7 @@ class MLPVAE(VAE):
 
 
 # ---------------------------------------------------------------------------------------
-# Chapter 8: the convolutional VAE on MNIST, and checkpoints
+# Chapter 8: the convolutional VAE on MNIST
 # ---------------------------------------------------------------------------------------
 
 
@@ -382,19 +375,12 @@ class ConvVAE(VAE):
         decoder_std: float | None = None,
     ):
         super().__init__(latent_dim)
-        if likelihood not in self.LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {self.LIKELIHOODS}, got {likelihood!r}")
+        self.likelihood, self.decoder_std = self._check_likelihood(likelihood, decoder_std)
         channels = tuple(channels)
-        if len(channels) != 2 or any(not isinstance(c, int) or c < 1 for c in channels):
+        if len(channels) != 2:
             raise ValueError(f"channels must be two positive ints (maps of the two convolutions), got {channels!r}")
-        if not isinstance(hidden_dim, int) or hidden_dim < 1:
-            raise ValueError(f"hidden_dim must be a positive int, got {hidden_dim!r}")
-        if decoder_std is not None and not (isinstance(decoder_std, numbers.Real) and decoder_std > 0):
-            raise ValueError(f"decoder_std must be None (learned) or a positive number, got {decoder_std!r}")
-        self.likelihood = likelihood
-        self.channels = channels
-        self.hidden_dim = hidden_dim
-        self.decoder_std = decoder_std
+        self.channels = tuple(_validation.integer(f"channels[{i}]", c) for i, c in enumerate(channels))
+        self.hidden_dim = _validation.integer("hidden_dim", hidden_dim)
         c1, c2 = channels
         flat = c2 * 7 * 7
         self.encoder = nn.Sequential(
@@ -436,8 +422,9 @@ class ConvVAE(VAE):
 
     def encode(self, x: torch.Tensor) -> Distribution:
         """q(z|x): batch shape ``(B,)``, event ``(d,)`` for images x ``[B, 1, 28, 28]`` in [0, 1]."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.IMAGE_SHAPE:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        _validation.tensor("x", x, hint="Encode a batch of images [B, 1, 28, 28].")
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.IMAGE_SHAPE:
+            shape = tuple(x.shape)
             raise ValueError(
                 f"encode expects images of shape [B, 1, 28, 28], got {shape}; "
                 "add the channel dimension with x.unsqueeze(1)"
@@ -447,8 +434,9 @@ class ConvVAE(VAE):
 
     def decoder_output(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's raw output per pixel, ``[..., 1, 28, 28]`` (logits, or pre-sigmoid means)."""
-        if not isinstance(z, torch.Tensor) or z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        _validation.tensor("z", z, hint=f"Decode latent vectors [..., {self.latent_dim}].")
+        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
+            shape = tuple(z.shape)
             raise ValueError(f"decode expects z of shape [..., {self.latent_dim}], got {shape}")
         lead = z.shape[:-1]
         out = self.decoder(z.reshape(-1, self.latent_dim))
@@ -465,99 +453,3 @@ class ConvVAE(VAE):
         else:
             std = torch.full_like(out, float(self.decoder_std))
         return Independent(Normal(mean, std, validate_args=False), 3)
-
-
-MODEL_CLASSES = {"ConvVAE": ConvVAE, "MLPVAE": MLPVAE}
-"""The VAE classes a checkpoint may name (``model_class``), by class name."""
-
-CHECKPOINT_FORMAT = "vi_lib.checkpoint"
-CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A file is missing, is not a vi_lib checkpoint, or is damaged."""
-
-
-def save_checkpoint(path, model: VAE, **state) -> Path:
-    """Save ``model`` (its class, configuration and weights) and any extra ``state`` to ``path``.
-
-    The file is written to ``path + ".tmp"`` in the same folder, flushed to disk, then renamed
-    over ``path`` in one atomic step, so a crash mid-save leaves the previous checkpoint intact.
-    ``state`` holds whatever training needs to resume (optimiser state, RNG states, epoch,
-    settings): tensors, numbers, strings, lists and dicts of those.
-
-    Returns:
-        the path written, as a :class:`pathlib.Path`.
-    """
-    import os
-    from pathlib import Path
-
-    if not isinstance(model, VAE) or type(model).__name__ not in MODEL_CLASSES:
-        raise TypeError(f"model must be one of {sorted(MODEL_CLASSES)}, got {type(model).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "model_class": type(model).__name__,
-        "config": model.config(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "state": state,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path, map_location: str | torch.device = "cpu") -> tuple[VAE, dict]:
-    """Load a checkpoint written by :func:`save_checkpoint`: ``(model, state)``.
-
-    The model is rebuilt from the saved class and configuration (no other arguments needed),
-    its weights restored, and put on ``map_location`` in eval mode. ``state`` is the extra
-    state saved with it (an empty dict if none). Raises :class:`CheckpointError` with a clear
-    message if the file is missing, is not a checkpoint, or is damaged.
-    """
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: the file does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        raise CheckpointError(
-            f"{path} is not a readable vi_lib checkpoint (truncated, damaged, or another kind of "
-            f"file): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} is not a vi_lib checkpoint (it has no '{CHECKPOINT_FORMAT}' header); "
-            "checkpoints are written by vi_lib.models.save_checkpoint or python -m vi_lib.train"
-        )
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path} is a checkpoint of format version {payload.get('version')!r}; this vi_lib "
-            f"reads version {CHECKPOINT_VERSION}"
-        )
-    name = payload.get("model_class")
-    if name not in MODEL_CLASSES:
-        raise CheckpointError(f"{path} holds an unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}")
-    try:
-        model = MODEL_CLASSES[name](**payload["config"])
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: the saved weights do not fit a {name}: {error}") from None
-    model.to(map_location).eval()
-    return model, payload.get("state", {})
-
-
-def load_model(path, map_location: str | torch.device = "cpu") -> VAE:
-    """The model of a checkpoint, ready to use (eval mode); see :func:`load_checkpoint`."""
-    return load_checkpoint(path, map_location)[0]
-
-
-__all__ += ["ConvVAE", "MODEL_CLASSES", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model"]

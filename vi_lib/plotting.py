@@ -1,4 +1,4 @@
-"""The book's figure style: one seaborn theme and one colour-blind-safe palette.
+"""Every chapter: the book's figure style, one seaborn theme and one colour-blind-safe palette.
 
 Every chapter starts with :func:`set_theme`, so that all figures share fonts, sizes and colours.
 The palette is Okabe & Ito's (2008), designed to stay distinguishable under the common forms of
@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import matplotlib as mpl
 import seaborn as sns
+
+from vi_lib import _validation
+
+__all__ = ["PALETTE", "EXACT_COLOR", "SEQUENTIAL_CMAP", "set_theme", "palette"]
 
 #: Okabe-Ito colours, in the order the book uses them (black is kept last, for reference lines).
 PALETTE = (
@@ -52,7 +56,8 @@ def set_theme(dpi: int = 100) -> None:
 
 def palette(n: int) -> list[str]:
     """The first ``n`` colours of the book's palette (at most ``len(PALETTE)``)."""
-    if not isinstance(n, int) or not 1 <= n <= len(PALETTE):
+    n = _validation.integer("n", n, hint="The number of categories to colour.")
+    if n > len(PALETTE):
         raise ValueError(
             f"palette(n) needs an int n between 1 and {len(PALETTE)}, got {n!r}; "
             f"for more categories, use a sequential map ({SEQUENTIAL_CMAP!r}) instead."

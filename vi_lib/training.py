@@ -1,31 +1,35 @@
-"""Training a VAE by maximising the ELBO (chapter 7, equation ``eq-elbo``; chapter 8).
+"""Chapters 7 and 8: training a VAE by stochastic gradient ascent on the ELBO (equation ``eq-elbo``).
 
-One loop serves every model in the book: anything with ``.prior``, ``.encode(x)`` and
-``.decode(z)`` (see :class:`vi_lib.models.VAE`). The data set is held as one tensor on the
-device and batches are taken by index, which on a CPU is several times faster than a per-item
-``DataLoader``. A ``transform`` turns a raw batch into model input (for MNIST: dynamic
-binarisation, fresh at every epoch).
+One epoch loop, :func:`fit`, serves every model and every caller in the book: chapter 7's ocean
+VAE, chapter 8's convolutional VAE, and chapter 8's command line ``python -m vi_lib.mnist.train``
+(which adds checkpoints and a time budget through ``on_epoch`` and ``state``). It trains anything
+with ``.prior``, ``.encode(x)`` and ``.decode(z)`` (see :class:`vi_lib.models.VAE`) with Adam,
+optionally with chapter 8's KL warm-up (:func:`kl_warmup_weight`) and learning-rate decay
+(:func:`decayed_learning_rate`). The data set is held as one tensor on the device and batches are
+taken by index, which on a CPU is several times faster than a per-item ``DataLoader``. A
+``transform`` turns a raw batch into model input (for MNIST: dynamic binarisation, fresh at every
+epoch).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import warnings
-
 import torch
 
-with warnings.catch_warnings():
-    # In a notebook without ipywidgets tqdm.auto warns once and falls back to text bars; the
-    # text bars are fine (and what a static page shows), so the warning is only noise.
-    warnings.simplefilter("ignore")
-    from tqdm.auto import tqdm
-from tqdm.std import tqdm as _tqdm_base  # every tqdm bar (text, notebook, auto) is one of these
+from vi_lib import _validation
+from vi_lib._progress import Bar, tqdm
+
+__all__ = [
+    "NonFiniteLossError", "pick_device", "adam", "EpochStats", "train_epoch", "evaluate_elbo",
+    "kl_warmup_weight", "decayed_learning_rate", "SCHEDULES", "TrainingState", "fit",
+]
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+SCHEDULES = ("epochs", "time")
+_SAME = object()  # fit's default test_transform: the training transform
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -36,6 +40,8 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` gives CUDA when a GPU is present, else the CPU; anything else is passed to torch."""
     if isinstance(device, torch.device):
         return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r} ({type(device).__name__})")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -59,8 +65,7 @@ def adam(parameters, lr: float = 1e-3) -> torch.optim.Adam:
     if isinstance(parameters, torch.nn.Module):
         parameters = parameters.parameters()
     parameters = list(parameters)
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = _validation.number("lr", lr, positive=True, hint="Adam's usual learning rate is 1e-3.")
     fused = bool(parameters) and all(p.device.type in ("cpu", "cuda") for p in parameters)
     return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
 
@@ -85,8 +90,7 @@ def _gradients_are_finite(model) -> bool:
 
 
 def _batches(n: int, batch_size: int, generator: Optional[torch.Generator], shuffle: bool):
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = _validation.integer("batch_size", batch_size)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
@@ -100,10 +104,10 @@ def train_epoch(
     generator: Optional[torch.Generator] = None,
     transform: Optional[Transform] = None,
     num_samples: int = 1,
-    progress: bool | tqdm = False,
+    progress: bool | Bar = False,
     kl_weight: float = 1.0,
 ) -> EpochStats:
-    """One pass of stochastic gradient ascent on the ELBO (chapter 7, algorithm "train a VAE").
+    """One pass of stochastic gradient ascent on the ELBO (chapter 7, algorithm ``alg-train-vae``).
 
     ``data``: ``[N, ...]`` on the model's device. Each batch ``data[idx]`` goes through
     ``transform(batch, generator)`` if given, then the loss ``-elbo.mean()`` is minimised.
@@ -115,12 +119,12 @@ def train_epoch(
     ``-(accuracy - beta * complexity)``: a KL warm-up raises it from near 0 to 1 over the first
     epochs (chapter 8). The statistics returned are always of the true ELBO (beta = 1).
     """
-    if not (isinstance(kl_weight, (int, float)) and 0 <= kl_weight and math.isfinite(kl_weight)):
-        raise ValueError(f"kl_weight must be a non-negative number, got {kl_weight!r}")
+    kl_weight = _validation.number("kl_weight", kl_weight, minimum=0, hint="beta = 1 is the ELBO.")
+    _validation.tensor("data", data, hint="Hold the data set as one tensor [N, ...], e.g. torch.as_tensor(x).")
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)
     n = len(data)
-    bar = progress if isinstance(progress, _tqdm_base) else tqdm(total=n, disable=not progress, unit="img", leave=False)
+    bar = progress if isinstance(progress, Bar) else tqdm(total=n, disable=not progress, unit="img", leave=False)
     start = time.perf_counter()
     seen = 0
     if data.is_floating_point() and not torch.isfinite(data).all():
@@ -151,7 +155,7 @@ def train_epoch(
             ).double().cpu()
         bar.update(len(idx))
         bar.set_postfix(elbo=f"{elbo.item():.2f}", refresh=False)
-    if not isinstance(progress, _tqdm_base):
+    if not isinstance(progress, Bar):
         bar.close()
     seconds = time.perf_counter() - start
     means = (totals / n).tolist()
@@ -182,49 +186,6 @@ def evaluate_elbo(
     return EpochStats(*means, seconds=seconds, items_per_second=len(data) / seconds)
 
 
-def fit(
-    model,
-    train_data: torch.Tensor,
-    test_data: Optional[torch.Tensor] = None,
-    epochs: int = 10,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    seed: int = 0,
-    transform: Optional[Transform] = None,
-    progress: bool = True,
-) -> list[dict]:
-    """Train ``model`` with Adam for ``epochs`` passes; return one dict of metrics per epoch.
-
-    Each dict holds ``epoch``, ``train_elbo``, ``train_accuracy``, ``train_complexity``,
-    ``seconds`` and, with ``test_data``, ``test_elbo``, ``test_accuracy``, ``test_complexity``.
-    Everything random (initial batches, binarisation) is drawn from a generator seeded by
-    ``seed``, so the same call gives the same history on the same machine.
-    """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    optimizer = adam(model, lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    test_generator = torch.Generator()
-    history = []
-    bar = tqdm(range(1, epochs + 1), disable=not progress, unit="epoch")
-    for epoch in bar:
-        stats = train_epoch(model, optimizer, train_data, batch_size, generator, transform)
-        row = {
-            "epoch": epoch,
-            "train_elbo": stats.elbo,
-            "train_accuracy": stats.accuracy,
-            "train_complexity": stats.complexity,
-            "seconds": stats.seconds,
-        }
-        if test_data is not None:
-            test_generator.manual_seed(seed + 1)  # the same binarisation of the test set every epoch
-            test = evaluate_elbo(model, test_data, transform=transform, generator=test_generator)
-            row.update(test_elbo=test.elbo, test_accuracy=test.accuracy, test_complexity=test.complexity)
-        history.append(row)
-        bar.set_postfix(train_elbo=f"{stats.elbo:.2f}", refresh=False)
-    return history
-
-
 def kl_warmup_weight(epoch: int, warmup_epochs: int) -> float:
     """The KL warm-up of chapter 8: beta = epoch / warmup_epochs for epochs 1..warmup_epochs, then 1.
 
@@ -238,18 +199,130 @@ def decayed_learning_rate(lr: float, lr_final: float, progress: float) -> float:
     return lr * (lr_final / lr) ** progress
 
 
-def binarize_batch(images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Dynamic binarisation of a batch on any device, as a ``transform`` for :func:`train_epoch`.
+@dataclass
+class TrainingState:
+    """Everything :func:`fit` changes besides the model, so that a run can stop and continue exactly.
 
-    Same protocol as :func:`vi_lib.data.binarize` (each pixel ~ Bernoulli(grey level / 255),
-    drawn afresh at every call), which it calls on the CPU. On a GPU the uniform numbers are drawn
-    on the CPU from ``generator`` and compared on the GPU, so one CPU generator fixes the result
-    wherever it runs. Returns ``float32`` 0/1 of the same shape, on the images' device.
+    ``optimizer`` (Adam, with its moment estimates), ``generator`` (the CPU generator of batch
+    order and binarisation), ``epoch`` (epochs done), ``training_seconds`` (time in training
+    epochs) and ``wall_seconds`` (training plus the test ELBO after each epoch: what a time budget
+    limits). The global torch RNG (the reparameterisation noise) is the caller's to save.
     """
-    if images.device.type == "cpu":
-        from vi_lib.data import binarize
 
-        return binarize(images, generator)
-    probs = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    uniform = torch.rand(images.shape, generator=generator).to(images.device, non_blocking=True)
-    return (uniform < probs).float()
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    epoch: int = 0
+    training_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+
+def _schedule_progress(schedule: str, epoch: int, epochs: int, wall_seconds: float, max_minutes) -> float:
+    """How far through its schedule a run is at the start of ``epoch``, from 0 to 1."""
+    if schedule == "time":
+        return min(1.0, wall_seconds / (60.0 * max_minutes))
+    return (epoch - 1) / max(1, epochs - 1)
+
+
+def fit(
+    model,
+    train_data: torch.Tensor,
+    test_data: Optional[torch.Tensor] = None,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    transform: Optional[Transform] = None,
+    progress: bool | str = True,
+    *,
+    lr_final: Optional[float] = None,
+    schedule: str = "epochs",
+    max_minutes: Optional[float] = None,
+    warmup_epochs: int = 0,
+    test_transform=_SAME,
+    test_seed: Optional[int] = None,
+    state: Optional[TrainingState] = None,
+    on_epoch: Optional[Callable[[dict, TrainingState], None]] = None,
+) -> list[dict]:
+    """Train ``model`` with Adam up to epoch ``epochs``; return one dict of metrics per epoch run.
+
+    Each epoch: the KL weight beta = :func:`kl_warmup_weight` (epoch, ``warmup_epochs``) (1 when
+    ``warmup_epochs = 0``), the learning rate :func:`decayed_learning_rate` from ``lr`` to
+    ``lr_final`` (default ``lr``: constant) over the epochs (``schedule="epochs"``) or over the time
+    budget ``max_minutes`` (``schedule="time"``), one :func:`train_epoch`, then, with ``test_data``,
+    the test ELBO (:func:`evaluate_elbo`; ``test_transform``, default ``transform``, drawn afresh
+    from a generator seeded by ``test_seed``, default ``seed + 1``, so every epoch sees the same
+    test set). Then ``on_epoch(row, state)`` if given (to save a checkpoint, print a line).
+    With ``max_minutes``, training stops (resumably) when the next epoch would end past the budget.
+
+    Everything random (batch order, binarisation) is drawn from a generator seeded by ``seed``,
+    so the same call gives the same history on the same machine. ``state`` continues a run that
+    :class:`TrainingState` describes (from epoch ``state.epoch + 1``); without it a fresh Adam and
+    generator are made. ``progress``: ``True`` a bar over epochs, ``"images"`` a bar over each
+    epoch's images, ``False`` none. Raises :class:`NonFiniteLossError` if the ELBO or a gradient
+    becomes NaN or infinite (the model keeps its last finite parameters).
+
+    Each dict holds ``epoch``, ``train_elbo``, ``train_accuracy``, ``train_complexity``,
+    ``kl_weight``, ``lr``, ``seconds``, ``images_per_second``, ``training_seconds_total``,
+    ``wall_seconds_total`` and, with ``test_data``, ``test_elbo``, ``test_accuracy``,
+    ``test_complexity`` and ``test_seconds`` (averages in nats per data point).
+    """
+    epochs = _validation.integer("epochs", epochs)
+    warmup_epochs = _validation.integer("warmup_epochs", warmup_epochs, minimum=0)
+    _validation.choice("schedule", schedule, SCHEDULES)
+    _validation.choice("progress", progress, (True, False, "images"))
+    lr_final = lr if lr_final is None else _validation.number("lr_final", lr_final, positive=True)
+    if max_minutes is not None:
+        max_minutes = _validation.number("max_minutes", max_minutes, positive=True)
+    elif schedule == "time":
+        raise ValueError("schedule='time' decays the learning rate over a time budget: give max_minutes too")
+    seed = _validation.seed(seed)
+    test_seed = seed + 1 if test_seed is None else _validation.seed(test_seed)
+    test_transform = transform if test_transform is _SAME else test_transform
+    if state is None:
+        state = TrainingState(adam(model, lr=lr), torch.Generator().manual_seed(seed))
+    test_generator = torch.Generator()
+    history = []
+    epoch_bar = tqdm(range(state.epoch + 1, epochs + 1), disable=progress is not True, unit="epoch", ncols=90)
+    for epoch in epoch_bar:
+        epoch_start = time.perf_counter()
+        beta = kl_warmup_weight(epoch, warmup_epochs)
+        lr_now = decayed_learning_rate(
+            lr, lr_final, _schedule_progress(schedule, epoch, epochs, state.wall_seconds, max_minutes)
+        )
+        for group in state.optimizer.param_groups:
+            group["lr"] = lr_now
+        images_bar = tqdm(total=len(train_data), unit="img", disable=progress != "images", leave=False,
+                          desc=f"epoch {epoch}/{epochs}")
+        try:
+            stats = train_epoch(model, state.optimizer, train_data, batch_size, state.generator, transform,
+                                progress=images_bar, kl_weight=beta)
+        finally:
+            images_bar.close()
+        row = {
+            "epoch": epoch,
+            "train_elbo": stats.elbo,
+            "train_accuracy": stats.accuracy,
+            "train_complexity": stats.complexity,
+        }
+        if test_data is not None:
+            test_generator.manual_seed(test_seed)
+            test = evaluate_elbo(model, test_data, transform=test_transform, generator=test_generator)
+            row.update(test_elbo=test.elbo, test_accuracy=test.accuracy, test_complexity=test.complexity,
+                       test_seconds=test.seconds)
+        state.epoch = epoch
+        state.training_seconds += stats.seconds
+        state.wall_seconds += time.perf_counter() - epoch_start
+        row.update(kl_weight=beta, lr=lr_now, seconds=stats.seconds, images_per_second=stats.items_per_second,
+                   training_seconds_total=state.training_seconds, wall_seconds_total=state.wall_seconds)
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row, state)
+        shown = {"train_elbo": f"{stats.elbo:.1f}"}
+        if test_data is not None:
+            shown["test_elbo"] = f"{row['test_elbo']:.1f}"
+        epoch_bar.set_postfix(shown, refresh=False)
+        this_epoch = time.perf_counter() - epoch_start
+        if max_minutes is not None and epoch < epochs and state.wall_seconds + this_epoch > 60 * max_minutes:
+            break  # the next epoch would end past the budget; fit(..., state=state) continues
+    epoch_bar.close()
+    return history

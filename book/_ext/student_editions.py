@@ -1,11 +1,14 @@
 """Publish each chapter's student edition with the site and link it from the chapter.
 
-At the end of an HTML build, ``tools/make_student_editions.py`` writes the student edition of
+At the end of an HTML build, ``tools.make_student_editions`` writes the student edition of
 every chapter notebook of the book into ``student/`` of the built site, next to the pages, so the
 site and the editions always come from the same commit and no generated file is committed. Each
 chapter page gets a short box at the start of its "Exercises" section linking its edition, and
 a ``{container} student-editions-list`` in any page (the instructor guide has one) is filled with
 the list of all editions.
+
+The book loads it as ``book._ext.student_editions`` with the repository root as its path
+(``sphinx.local_extensions`` in ``_config.yml``), which is what makes ``tools`` importable here.
 
 Optional: ``student_editions_colab_branch`` (Sphinx config, empty by default) names a branch of
 the book's repository whose ``student/`` folder holds the generated editions; when set, the
@@ -15,7 +18,6 @@ boxes also link each edition on Colab.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 from docutils import nodes
@@ -23,20 +25,13 @@ from sphinx import addnodes
 from sphinx.util import logging
 from sphinx.util.osutil import relative_uri
 
+from tools import make_student_editions
+
 logger = logging.getLogger(__name__)
 
 FOLDER = "student"
 LIST_CLASS = "student-editions-list"
 COLAB = "https://colab.research.google.com/github"
-
-
-def _generator():
-    tools = str(Path(__file__).resolve().parents[2] / "tools")  # the book's tools/
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
-    import make_student_editions
-
-    return make_student_editions
 
 
 def _chapters(app) -> list[str]:
@@ -123,11 +118,10 @@ def _doctree_resolved(app, doctree, docname):
 def _build_finished(app, exception):
     if exception is not None or app.builder.format != "html":
         return
-    generator = _generator()
     out = Path(app.outdir) / FOLDER
     for docname in _chapters(app):
         try:
-            generator.generate(Path(app.env.doc2path(docname)), out)
+            make_student_editions.generate(Path(app.env.doc2path(docname)), out)
         except Exception as error:  # noqa: BLE001 - any failure is reported as a build warning
             logger.warning(f"student edition of {docname} not generated: {error}")
 

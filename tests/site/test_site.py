@@ -22,6 +22,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 import yaml
 
+from tools.toc import files as _toc_files
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -34,21 +36,6 @@ MAX_PAGE_BYTES = 5_000_000
 _TEXT_TYPES = {".html", ".js", ".css", ".svg", ".json", ".txt", ".map", ".ipynb"}
 #: Give up on a page (or on MathJax, or the search) after this long.
 TIMEOUT_MS = 60_000
-
-
-def _toc_files(node) -> list[str]:
-    files = []
-    if isinstance(node, dict):
-        for key in ("root", "file"):
-            if key in node:
-                files.append(node[key])
-        for value in node.values():
-            if isinstance(value, (dict, list)):
-                files += _toc_files(value)
-    elif isinstance(node, list):
-        for item in node:
-            files += _toc_files(item)
-    return files
 
 
 #: Every page of the table of contents, in reading order (e.g. "notebooks/01_latent_variable_models").

@@ -1,27 +1,22 @@
-"""Evaluate a trained VAE on the MNIST test set: its ELBO and log p(x) by importance sampling.
+"""Chapter 8's evaluation from the command line: a trained VAE's test ELBO and log p(x) on MNIST.
 
-    python -m vi_lib.evaluate runs/mnist.pt --num-samples 1000            # all 10,000 test images
-    python -m vi_lib.evaluate runs/mnist.pt --num-samples 5000 --limit 200
-    python -m vi_lib.evaluate runs/mnist.pt --offset 5000 --limit 5000 --output b.json   # in pieces
-    python -m vi_lib.evaluate --combine a.json b.json                                    # then pooled
+    python -m vi_lib.mnist.evaluate runs/mnist.pt --num-samples 1000            # all 10,000 test images
+    python -m vi_lib.mnist.evaluate runs/mnist.pt --num-samples 5000 --limit 200
+    python -m vi_lib.mnist.evaluate runs/mnist.pt --offset 5000 --limit 5000 --output b.json   # in pieces
+    python -m vi_lib.mnist.evaluate --combine a.json b.json                                    # then pooled
 
 Prints one JSON object: the test ELBO and the importance-sampled estimate of log p(x) with K
 samples from q(z|x) (chapter 6; chapter 8), each as a mean over images with its standard error,
 the number of images, the seed of the test set's binarisation and the protocol. Protocol: each
 test image is binarised once (pixel ~ Bernoulli(grey level / 255), generator seeded by
-``--seed``; the same seed gives the same binary test set as ``python -m vi_lib.train
+``--seed``; the same seed gives the same binary test set as ``python -m vi_lib.mnist.train
 --test-seed``), and both numbers are computed on those binary images. The K samples are drawn in
 chunks of about ``--chunk-samples`` decoder passes, so memory stays bounded whatever K is.
 """
 
 from __future__ import annotations
 
-import os
-
-# On a CPU shared with other jobs, OpenMP threads that spin while they wait for each other collapse
-# throughput (measured on our 2-core machine under load: 70 images/s with spinning threads, about
-# 1,000 with sleeping ones). Effective only if set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from vi_lib.mnist import cli  # first: it sets the CPU's thread policy before torch loads
 
 import argparse
 import json
@@ -31,11 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-from vi_lib.data import load_mnist
-from vi_lib.evaluation import elbo_and_log_likelihood, mean_and_stderr, pool_mean_and_stderr
-from vi_lib.models import CheckpointError, load_checkpoint
-from vi_lib.train import _non_negative_int, _positive_int, device_and_threads, write_json_atomic  # shared by the CLIs
-from vi_lib.training import binarize_batch
+
+from vi_lib.mnist.checkpoints import CheckpointError, CheckpointNotFoundError, load_checkpoint
+from vi_lib.mnist.data import binarize_batch, load_mnist
+from vi_lib.mnist.protocol import elbo_and_log_likelihood, mean_and_stderr, pool_mean_and_stderr
+
+__all__ = ["PROTOCOL", "build_parser", "main"]
 
 PROTOCOL = (
     "dynamic binarisation (Burda et al. 2015): each test pixel ~ Bernoulli(grey level / 255), "
@@ -46,22 +42,22 @@ PROTOCOL = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m vi_lib.evaluate",
+        prog="python -m vi_lib.mnist.evaluate",
         description="Test ELBO and importance-sampled log p(x) of a VAE checkpoint on binarised MNIST.",
     )
-    parser.add_argument("checkpoint", nargs="?", help="a checkpoint written by python -m vi_lib.train")
-    parser.add_argument("--num-samples", "-k", type=_positive_int, default=1000, help="K, importance samples per image")
-    parser.add_argument("--limit", type=_positive_int, default=None, help="only N test images (default: all 10,000)")
-    parser.add_argument("--offset", type=_non_negative_int, default=0,
+    parser.add_argument("checkpoint", nargs="?", help="a checkpoint written by python -m vi_lib.mnist.train")
+    parser.add_argument("--num-samples", "-k", type=cli.positive_int, default=1000, help="K, importance samples per image")
+    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only N test images (default: all 10,000)")
+    parser.add_argument("--offset", type=cli.non_negative_int, default=0,
                         help="start at this test image (evaluate in pieces, then --combine their JSON files)")
     parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
                         help="instead of evaluating, pool the reports of disjoint pieces into one")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the test set's binarisation (and of the samples)")
-    parser.add_argument("--batch-size", type=_positive_int, default=100, help="images per batch")
-    parser.add_argument("--chunk-samples", type=_positive_int, default=1000,
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the test set's binarisation (and of the samples)")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=100, help="images per batch")
+    parser.add_argument("--chunk-samples", type=cli.positive_int, default=1000,
                         help="decoder passes at a time (images x samples); bounds the memory")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=cli.positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--data", default=None, help="MNIST folder (default: $VI_LIB_DATA or the cache)")
     parser.add_argument("--output", default=None, help="also write the JSON to this file")
     parser.add_argument("--no-progress", action="store_true")
@@ -75,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return _combine(args)
     if args.checkpoint is None:
         parser.error("the checkpoint argument is required (or --combine JSON files)")
-    device = device_and_threads(parser, args)
+    device = cli.device_and_threads(parser, args)
     try:
         model, state = load_checkpoint(args.checkpoint, map_location=device)
-    except CheckpointError as error:
+    except (CheckpointError, CheckpointNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if getattr(model, "likelihood", None) != "bernoulli":
@@ -127,8 +123,7 @@ def _emit(report: dict, output: str | None) -> None:
     text = json.dumps(report, indent=1)
     print(text)
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(output), report)
+        cli.write_json_atomic(Path(output), report)
 
 
 def _combine(args) -> int:

@@ -1,0 +1,16 @@
+"""Progress bars for every vi_lib loop (no chapter's idea): ``tqdm.auto``, quietly.
+
+In a notebook without ipywidgets ``tqdm.auto`` warns once and falls back to text bars; the text
+bars are fine (and what a static page shows), so the warning is only noise and is silenced here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
+from tqdm.std import tqdm as Bar  # every tqdm bar (text, notebook, auto) is one of these
+
+__all__ = ["tqdm", "Bar"]
