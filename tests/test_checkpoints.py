@@ -9,6 +9,15 @@ from vi_lib.mnist.checkpoints import CheckpointError, load_checkpoint, save_chec
 from vi_lib.models import VAE, ConvVAE
 
 
+def _resave(payload: dict, path) -> None:
+    """Write an edited checkpoint payload back with a matching digest (an edit, not damage)."""
+    from vi_lib.mnist.checkpoints import _digest
+
+    payload.pop("digest", None)
+    payload["digest"] = _digest(payload)
+    torch.save(payload, path)
+
+
 class TinyVAE(VAE):
     """A VAE defined outside vi_lib (here, in a test module): a linear encoder and decoder."""
 
@@ -45,7 +54,7 @@ def test_a_checkpoint_naming_a_bare_class_means_vi_lib_models(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", ConvVAE(latent_dim=2, channels=(2, 2), hidden_dim=8))
     payload = torch.load(path, weights_only=True)
     payload["model_class"] = "ConvVAE"
-    torch.save(payload, path)
+    _resave(payload, path)
     assert type(load_checkpoint(path)[0]) is ConvVAE
 
 
@@ -56,7 +65,7 @@ def test_loading_never_imports_a_module_the_file_names(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", TinyVAE())
     payload = torch.load(path, weights_only=True)
     payload["model_class"] = "antigravity:Model"  # importing it would open a web browser
-    torch.save(payload, path)
+    _resave(payload, path)
     with pytest.raises(CheckpointError, match="import antigravity first"):
         load_checkpoint(path)
     assert "antigravity" not in sys.modules
@@ -73,7 +82,7 @@ def test_a_checkpoint_naming_something_else_is_refused(tmp_path, name, match):
     path = save_checkpoint(tmp_path / "m.pt", TinyVAE())
     payload = torch.load(path, weights_only=True)
     payload["model_class"] = name
-    torch.save(payload, path)
+    _resave(payload, path)
     with pytest.raises(CheckpointError, match=match):
         load_checkpoint(path)
 
@@ -97,3 +106,27 @@ def test_a_missing_checkpoint_is_a_file_not_found_and_a_damaged_one_a_damaged_fi
     with pytest.raises(DamagedFileError, match="not a readable vi_lib checkpoint") as info:
         load_checkpoint(damaged)
     assert not isinstance(info.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_checkpoint_with_flipped_bytes_is_refused(tmp_path, seed):
+    """torch.load does not check the archive's CRCs: before, 400 flipped bytes loaded as wrong weights."""
+    torch.manual_seed(0)
+    model = ConvVAE(latent_dim=32)  # chapter 8's size: the flips land in the weights, which torch.load reads blindly
+    path = save_checkpoint(tmp_path / "m.pt", model, epoch=1)
+    data = bytearray(path.read_bytes())
+    g = torch.Generator().manual_seed(seed)
+    for i in torch.randint(len(data) // 4, 3 * len(data) // 4, (400,), generator=g).tolist():
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="is damaged: its content does not match the digest"):
+        load_checkpoint(path)
+
+
+def test_a_version_1_checkpoint_without_a_digest_still_loads(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", TinyVAE(), epoch=2)
+    payload = torch.load(path, weights_only=True)
+    payload.pop("digest")
+    payload["version"] = 1
+    torch.save(payload, path)
+    assert load_checkpoint(path)[1] == {"epoch": 2}

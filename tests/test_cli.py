@@ -4,6 +4,7 @@ Everything runs on tiny subsets of MNIST (``--limit-train``, ``--limit-test``, `
 the whole file takes seconds; the real run is measured by benchmarks/mnist_benchmark.py.
 """
 
+import errno
 import json
 import os
 import subprocess
@@ -12,8 +13,8 @@ import sys
 import pytest
 import torch
 
-from vi_lib.mnist import evaluate, train
-from vi_lib.mnist.data import MNISTNotFoundError, load_mnist
+from vi_lib.mnist import cli, evaluate, train
+from vi_lib.mnist.data import MNISTCorruptError, MNISTNotFoundError, load_mnist
 from vi_lib.mnist.checkpoints import load_checkpoint
 from vi_lib.models import ConvVAE
 
@@ -147,6 +148,212 @@ def test_train_rejects_bad_flags(argv, message, capsys, tmp_path, monkeypatch):
         train.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _tmp_files(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def _main_interrupted(argv):
+    """``train.main(argv)``, failing the test (not ending pytest) if a KeyboardInterrupt escapes it."""
+    try:
+        return train.main(argv)
+    except KeyboardInterrupt:
+        pytest.fail("a KeyboardInterrupt escaped train.main: Ctrl-C must end in a message and exit status 130")
+
+
+def _interrupt_on_call(monkeypatch, n):
+    """Make the ``n``-th training batch's ELBO raise KeyboardInterrupt, as Ctrl-C would (4 batches an epoch)."""
+    real = ConvVAE.elbo_terms
+    calls = {"n": 0}
+
+    def interrupted(self, x, num_samples=1, analytic_kl=True):
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+        return real(self, x, num_samples, analytic_kl)
+
+    monkeypatch.setattr(ConvVAE, "elbo_terms", interrupted)
+
+
+@needs_mnist
+def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run.pt"
+    _interrupt_on_call(monkeypatch, 6)  # the second batch of epoch 2
+    assert _main_interrupted(["--out", str(out), "--epochs", "3", *TINY]) == cli.EXIT_INTERRUPTED == 130
+    err = capsys.readouterr().err
+    assert "interrupted in epoch 2" in err and f"checkpoint of epoch 1, the last finished one, is kept at {out}" in err
+    assert "--resume continues" in err
+    assert load_checkpoint(out)[1]["epoch"] == 1 and _tmp_files(tmp_path) == []
+    monkeypatch.undo()
+    assert train.main(["--out", str(out), "--resume", "--no-progress"]) == 0
+    assert [r["epoch"] for r in json.loads(train.metrics_path(out).read_text())["epochs"]] == [1, 2, 3]
+
+
+@needs_mnist
+def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run.pt"
+    _interrupt_on_call(monkeypatch, 1)
+    assert _main_interrupted(["--out", str(out), "--epochs", "2", *TINY]) == 130
+    assert "interrupted in epoch 1, before this run saved a checkpoint" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_mnist
+def test_an_interrupt_between_checkpoint_and_metrics_loses_no_row(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run.pt"
+    real = cli.write_json_atomic
+    calls = {"n": 0}
+
+    def interrupted_mid_write(path, data):
+        calls["n"] += 1
+        if calls["n"] == 2:  # epoch 2's metrics: the checkpoint of epoch 2 is already written
+            path.with_name(path.name + ".tmp").write_text('{"epochs": [')
+            raise KeyboardInterrupt
+        real(path, data)
+
+    monkeypatch.setattr(cli, "write_json_atomic", interrupted_mid_write)
+    assert _main_interrupted(["--out", str(out), "--epochs", "3", *TINY]) == 130
+    assert "checkpoint of epoch 2" in capsys.readouterr().err
+    assert _tmp_files(tmp_path) == []
+    assert len(json.loads(train.metrics_path(out).read_text())["epochs"]) == 1  # the file is behind...
+    assert load_checkpoint(out)[1]["epoch"] == 2
+    monkeypatch.undo()
+    assert train.main(["--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "had 1 epoch rows, the checkpoint 2" in capsys.readouterr().out  # ...and restored from the checkpoint
+    rows = json.loads(train.metrics_path(out).read_text())["epochs"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert load_checkpoint(out)[1]["metrics"]["epochs"] == rows
+
+
+@needs_mnist
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_resume_restores_a_damaged_or_missing_metrics_file_from_the_checkpoint(damage, tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    assert train.main(["--out", str(out), "--epochs", "2", *TINY, "--max-minutes", "1e-9"]) == 0
+    metrics = train.metrics_path(out)
+    saved_rows = json.loads(metrics.read_text())["epochs"]
+    if damage == "truncated":
+        metrics.write_text(metrics.read_text()[:40])
+    elif damage == "garbage":
+        metrics.write_bytes(b"\x00\xff not json")
+    else:
+        metrics.unlink()
+    capsys.readouterr()
+    assert train.main(["--out", str(out), "--resume", "--max-minutes", "1000", "--no-progress"]) == 0
+    assert "restored its 1 epoch rows from the checkpoint" in capsys.readouterr().out
+    rows = json.loads(metrics.read_text())["epochs"]
+    assert rows[:1] == saved_rows and [r["epoch"] for r in rows] == [1, 2]
+
+
+@needs_mnist
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    assert train.main(["--out", str(out), "--epochs", "2", *TINY]) == 0
+    saved = out.read_bytes()
+    capsys.readouterr()
+    assert train.main(["--out", str(out), "--resume", "--lr", "0.01", "--latent-dim", "8", "--channels", "4", "16",
+                       "--seed", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr 0.01 (saved: 0.001)" in err and "--latent-dim 8 (saved: 4)" in err
+    assert "--channels 4 16 (saved: 4 8)" in err and "--seed" not in err  # an unchanged value is no conflict
+    assert train.main(["--out", str(out), "--resume", "--epochs", "1", "--no-progress"]) == 2
+    assert "not shortened" in capsys.readouterr().err
+    assert train.main(["--out", str(out), "--resume", "--max-minutes", "5", "--no-progress"]) == 2
+    assert "no time budget" in capsys.readouterr().err
+    assert out.read_bytes() == saved
+    # Flags that only say how to run (device, threads, data, progress) are fine.
+    assert train.main(["--out", str(out), "--resume", "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
+    assert "already finished its 2 epochs" in capsys.readouterr().out
+
+
+@needs_mnist
+def test_resume_extends_a_finished_run(tmp_path, capsys):
+    out, straight = tmp_path / "run.pt", tmp_path / "straight.pt"
+    assert train.main(["--out", str(out), "--epochs", "1", *TINY]) == 0
+    capsys.readouterr()
+    assert train.main(["--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert "extending the run: --epochs 1 -> 2" in capsys.readouterr().out
+    model, state = load_checkpoint(out)
+    assert state["epoch"] == 2 and state["settings"]["epochs"] == 2
+    metrics = json.loads(train.metrics_path(out).read_text())
+    assert [r["epoch"] for r in metrics["epochs"]] == [1, 2] and metrics["settings"]["epochs"] == 2
+    assert metrics["resumed"][-1]["extended"] == ["--epochs 1 -> 2"]
+    # With a constant learning rate, 1 epoch extended to 2 is the same run as 2 epochs straight.
+    assert train.main(["--out", str(straight), "--epochs", "2", *TINY]) == 0
+    assert all(torch.equal(a, b) for a, b in zip(_weights(out)[0], _weights(straight)[0]))
+
+
+@needs_mnist
+def test_out_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    assert train.main(["--out", str(folder), "--epochs", "1", *TINY]) == 2
+    captured = capsys.readouterr()
+    assert f"--out {folder} is a folder" in captured.err and "training ConvVAE" not in captured.out
+    assert train.main(["--out", str(folder), "--resume", "--no-progress"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_unwritable_out_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--out", str(a_file / "run.pt"), "--epochs", "1", *TINY])
+    assert exit_info.value.code == 2 and f"{a_file} is a file, not a folder" in capsys.readouterr().err
+
+    def no_permission(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(train, "open", no_permission, raising=False)  # root ignores chmod; this does not
+    assert train.main(["--out", str(tmp_path / "run.pt"), "--epochs", "1", *TINY]) == cli.EXIT_ENVIRONMENT == 4
+    err = capsys.readouterr().err
+    assert f"cannot write the checkpoint in {tmp_path}: Permission denied" in err and "training" not in err
+
+
+@needs_mnist
+@pytest.mark.parametrize("failing_call, kept", [(1, "Nothing of this run was saved"),
+                                                (3, "The checkpoint of epoch 1 at")])
+def test_a_full_disk_ends_with_a_message_and_keeps_the_last_checkpoint(failing_call, kept, tmp_path, monkeypatch,
+                                                                       capsys):
+    out = tmp_path / "run.pt"
+    real = os.replace
+    calls = {"n": 0}
+
+    def disk_full(src, dst):
+        calls["n"] += 1  # two renames an epoch: the checkpoint's, then the metrics'
+        if calls["n"] >= failing_call:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    assert train.main(["--out", str(out), "--epochs", "3", *TINY]) == 4
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and kept in err and "Free some disk space" in err
+    assert _tmp_files(tmp_path) == []
+    if failing_call > 1:
+        assert load_checkpoint(out)[1]["epoch"] == 1
+
+
+@pytest.mark.parametrize("error", [MNISTNotFoundError("the MNIST files are not in /nowhere: put them there"),
+                                   MNISTCorruptError("/x/train-images-idx3-ubyte.gz is truncated: delete it")])
+def test_mnist_missing_or_damaged_is_a_message(error, tmp_path, monkeypatch, capsys):
+    def load_mnist(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(train, "load_mnist", load_mnist)
+    assert train.main(["--out", str(tmp_path / "run.pt"), "--epochs", "1", *TINY]) == 2
+    assert capsys.readouterr().err == f"error: {error}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_mnist
+def test_divergence_is_the_documented_message_and_exit_status(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    assert train.main(["--out", str(out), "--epochs", "2", "--lr", "1e6", *TINY]) == cli.EXIT_NON_FINITE == 3
+    err = capsys.readouterr().err
+    assert "training stopped in epoch" in err and "smaller --lr" in err
 
 
 @pytest.mark.parametrize(

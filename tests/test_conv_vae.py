@@ -193,3 +193,32 @@ def test_elbo_and_log_likelihood_shapes(images):
     assert out["elbo"].shape == out["log_px"].shape == (5,) and out["log_px"].dtype == torch.float64
     with pytest.raises(ValueError, match="num_samples"):
         elbo_and_log_likelihood(m, images, num_samples=0)
+
+
+@pytest.mark.parametrize("method", ["elbo", "iwae_bound", "log_marginal"])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda x: x * 0.5, ValueError, "binary data only.*binarize_batch"),  # grey levels in [0, 1]
+        (lambda x: x * 255, ValueError, "values from 0 to 255"),
+        (lambda x: (x * 255).to(torch.uint8), TypeError, "floating-point.*torch.uint8.*binarize_batch"),
+        (lambda x: torch.where(x > 0, float("nan"), x), ValueError, "NaN"),
+    ],
+    ids=["grey", "0-255-float", "uint8", "nan"],
+)
+def test_a_bernoulli_vae_refuses_data_that_is_not_binary(images, method, make, error, match):
+    """Before, ConvVAE returned numbers such as -4047 'nats' for grey levels without a word."""
+    m = ConvVAE(latent_dim=4, channels=(2, 2), hidden_dim=8)
+    bad = make(images[:3])
+    call = {"elbo": lambda: m.elbo(bad), "iwae_bound": lambda: m.iwae_bound(bad, 2),
+            "log_marginal": lambda: m.log_marginal(bad, 2)}[method]
+    with pytest.raises(error, match=match):
+        call()
+    m.elbo(images[:3])  # binary images pass
+
+
+def test_a_gaussian_vae_refuses_nan_but_takes_grey_levels(images):
+    m = ConvVAE(latent_dim=4, channels=(2, 2), hidden_dim=8, likelihood="gaussian")
+    assert torch.isfinite(m.elbo(images[:3] * 0.5)).all()
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        m.elbo(torch.full_like(images[:3], float("nan")))

@@ -245,3 +245,14 @@ def test_fit_stops_before_an_epoch_that_would_pass_the_time_budget(linear_gaussi
         fit(MLPVAE(data_dim=5, latent_dim=2), train, epochs=2, schedule="time", progress=False)
     with pytest.raises(ValueError, match="schedule must be one of"):
         fit(MLPVAE(data_dim=5, latent_dim=2), train, epochs=2, schedule="weekly", progress=False)
+
+
+def test_a_diverging_run_stops_with_a_non_finite_loss_error_not_a_torch_traceback():
+    """Before, lr = 1e6 ended in torch.distributions' ValueError ("found invalid values")."""
+    from vi_lib.models import ConvVAE
+
+    torch.manual_seed(0)
+    x = torch.bernoulli(torch.full((512, 1, 28, 28), 0.3), generator=torch.Generator().manual_seed(0))
+    model = ConvVAE(latent_dim=2, channels=(4, 8), hidden_dim=16)
+    with pytest.raises(NonFiniteLossError, match="diverged|became|NaN or infinite.*Lower the learning rate"):
+        fit(model, x, epochs=3, lr=1e6, progress=False)

@@ -221,6 +221,26 @@ class VAE(nn.Module):
             decoder_std = _validation.number("decoder_std", decoder_std, positive=True, hint="Or None, to learn it.")
         return likelihood, decoder_std
 
+    def check_data(self, x: torch.Tensor) -> None:
+        """Refuse data the decoder cannot score: not a float tensor, NaN or infinite, or (Bernoulli) not 0/1.
+
+        A Bernoulli decoder's log-likelihood is only a log-probability for binary pixels: on grey
+        levels it returns a number (such as -4047) that means nothing, so it is refused here, with one
+        reduction over the batch (the detailed message is computed only when something is wrong).
+        """
+        hint = "Binarise grey levels first: vi_lib.mnist.data.binarize_batch(images, generator) gives 0/1 floats."
+        _validation.tensor("x", x, hint=hint if getattr(self, "likelihood", None) == "bernoulli" else "")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}. " + (
+                hint if getattr(self, "likelihood", None) == "bernoulli" else "Use x.float()."))
+        if getattr(self, "likelihood", None) == "bernoulli":
+            if bool(((x != 0) & (x != 1)).any()):
+                n_nan = int(torch.isnan(x).sum())
+                what = f"{n_nan} NaN value(s)" if n_nan else f"values from {float(x.min()):g} to {float(x.max()):g}"
+                raise ValueError(f"a Bernoulli decoder scores binary data only (0 or 1), but x has {what}. {hint}")
+        elif not bool(torch.isfinite(x).all()):
+            raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s); remove or fix them first.")
+
     def _reference(self) -> torch.Tensor:
         return next(self.parameters())
 
@@ -244,6 +264,7 @@ class VAE(nn.Module):
 
     def elbo_terms(self, x: torch.Tensor, num_samples: int = 1, analytic_kl: bool = True):
         """Accuracy E_q[log p(x|z)] and complexity KL(q(z|x) || p(z)), each ``[B]`` (eq-elbo)."""
+        self.check_data(x)
         return estimators.elbo_terms(x, self.prior, self.decode, self.encode(x), num_samples, analytic_kl)
 
     def elbo(self, x: torch.Tensor, num_samples: int = 1) -> torch.Tensor:
@@ -252,11 +273,13 @@ class VAE(nn.Module):
 
     def iwae_bound(self, x: torch.Tensor, num_samples: int) -> torch.Tensor:
         """The importance-weighted bound with ``num_samples`` samples, ``[B]`` (equation ``eq-iwae``)."""
+        self.check_data(x)
         return estimators.iwae_bound(x, self.prior, self.decode, self.encode(x), num_samples)
 
     @torch.no_grad()
     def log_marginal(self, x: torch.Tensor, num_samples: int, chunk_size: int | None = None) -> torch.Tensor:
         """Importance-sampled estimate of log p(x) with q(z|x) as proposal, ``[B]`` (chapter 6)."""
+        self.check_data(x)
         return estimators.log_marginal_importance(
             x, self.prior, self.decode, self.encode(x), num_samples, chunk_size=chunk_size
         )

@@ -133,7 +133,16 @@ def train_epoch(
         x = data[idx.to(data.device)]
         if transform is not None:
             x = transform(x, generator)
-        terms = model.elbo_terms(x, num_samples=num_samples)
+        try:
+            terms = model.elbo_terms(x, num_samples=num_samples)
+        except ValueError as error:  # torch.distributions refusing NaN or infinite parameters
+            if "invalid values" not in str(error):
+                raise
+            raise NonFiniteLossError(
+                f"the encoder or decoder produced NaN or infinite parameters after {seen} of {n} examples of "
+                "this epoch (the weights diverged); training stopped before the step, so the model keeps its "
+                "last parameters. Lower the learning rate."
+            ) from None
         elbo = terms.elbo.mean()
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(elbo):

@@ -8,6 +8,7 @@ the class and configuration alone, reading the file with ``torch.load(weights_on
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -23,7 +24,32 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "vi_lib.checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: with a sha256 digest of the content; version 1 (no digest) still loads
+
+
+def _digest(value, hasher=None) -> str:
+    """sha256 of a checkpoint's content: every tensor's dtype, shape and bytes, every other leaf's repr.
+
+    ``torch.load`` does not check its archive's CRCs, so a file with flipped bytes can load with
+    wrong numbers; recomputing this digest after loading catches that.
+    """
+    top = hasher is None
+    hasher = hashlib.sha256() if top else hasher
+    if isinstance(value, dict):
+        for key in sorted(value, key=repr):
+            hasher.update(repr(key).encode())
+            _digest(value[key], hasher)
+    elif isinstance(value, (list, tuple)):
+        hasher.update(f"{type(value).__name__}{len(value)}".encode())
+        for item in value:
+            _digest(item, hasher)
+    elif isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        hasher.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        hasher.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        hasher.update(repr(value).encode())
+    return hasher.hexdigest() if top else ""
 
 
 class CheckpointError(DamagedFileError):
@@ -84,6 +110,7 @@ def save_checkpoint(path, model: VAE, **state) -> Path:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "state": state,
     }
+    payload["digest"] = _digest(payload)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         torch.save(payload, f)
@@ -116,11 +143,18 @@ def load_checkpoint(path, map_location: str | torch.device = "cpu") -> tuple[VAE
             f"{path} is not a vi_lib checkpoint (it has no '{CHECKPOINT_FORMAT}' header); "
             "checkpoints are written by vi_lib.mnist.checkpoints.save_checkpoint or python -m vi_lib.mnist.train"
         )
-    if payload.get("version") != CHECKPOINT_VERSION:
+    if payload.get("version") not in (1, CHECKPOINT_VERSION):
         raise CheckpointError(
             f"{path} is a checkpoint of format version {payload.get('version')!r}; this vi_lib "
             f"reads version {CHECKPOINT_VERSION}"
         )
+    if payload.get("version") == CHECKPOINT_VERSION:
+        saved = payload.pop("digest", None)
+        if saved != _digest(payload):
+            raise CheckpointError(
+                f"{path} is damaged: its content does not match the digest saved with it (a disk or copy "
+                "error changed some bytes). Use another copy, or retrain (--overwrite)"
+            )
     model_class = _model_class(payload.get("model_class"), path)
     try:
         model = model_class(**payload["config"])

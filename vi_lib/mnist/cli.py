@@ -16,13 +16,39 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
 from vi_lib.training import pick_device  # noqa: E402
 
-__all__ = ["positive_int", "non_negative_int", "positive_float", "device_and_threads", "write_json_atomic"]
+__all__ = [
+    "EXIT_OK", "EXIT_USAGE", "EXIT_NON_FINITE", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED", "UserError", "fail",
+    "positive_int", "non_negative_int", "positive_float", "device_and_threads", "write_json_atomic",
+    "check_writable_file", "environment_error",
+]
+
+#: Exit statuses of both command lines (the README lists them).
+EXIT_OK = 0  # done
+EXIT_USAGE = 2  # the user's mistake: a bad flag, a missing, damaged or foreign file, conflicting --resume flags
+EXIT_NON_FINITE = 3  # training diverged (NaN or infinite ELBO); the last good checkpoint is kept
+EXIT_ENVIRONMENT = 4  # the machine refused: disk full, no permission, a read or write failed
+EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C / SIGINT); the last checkpoint is kept, --resume continues
+
+
+class UserError(Exception):
+    """A mistake the user can fix; the command line prints ``error: <message>`` and exits ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    """Print ``error: message`` (one paragraph, no traceback) on stderr and return ``code``."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 def _flag_type(convert, ok, wanted: str):
@@ -61,5 +87,27 @@ def write_json_atomic(path: Path, data) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a directory in the way, an interrupt: no stray .tmp file
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_writable_file(parser: argparse.ArgumentParser, flag: str, path) -> Path:
+    """A parser error now, before any work, if ``path`` (given as ``flag``) is a folder or under a file."""
+    path = Path(path)
+    if path.is_dir():
+        parser.error(f"{flag} {path} is a folder; give a file name inside it, e.g. {path / 'out.json'}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            parser.error(f"{flag} {path}: {parent} is a file, not a folder")
+    return path
+
+
+def environment_error(error: OSError) -> int:
+    """The message and exit status for an operating-system failure (disk full, no permission, ...)."""
+    where = f" ({error.filename})" if error.filename else ""
+    return fail(f"{error.strerror or error}{where}. Free some disk space, fix the permissions or choose "
+                "another path, then run the command again.", EXIT_ENVIRONMENT)

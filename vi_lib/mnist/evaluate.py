@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from vi_lib.mnist.checkpoints import CheckpointError, CheckpointNotFoundError, load_checkpoint
-from vi_lib.mnist.data import binarize_batch, load_mnist
+from vi_lib.mnist.data import MNISTCorruptError, MNISTNotFoundError, binarize_batch, load_mnist
 from vi_lib.mnist.protocol import elbo_and_log_likelihood, mean_and_stderr, pool_mean_and_stderr
 
 __all__ = ["PROTOCOL", "build_parser", "main"]
@@ -65,21 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; a user's mistake or a fault of the machine is one message and an exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.combine:
-        return _combine(args)
+    if args.output:
+        cli.check_writable_file(parser, "--output", args.output)
+    try:
+        return _combine(args) if args.combine else _evaluate(parser, args)
+    except (CheckpointError, CheckpointNotFoundError, MNISTNotFoundError, MNISTCorruptError) as error:
+        return cli.fail(str(error), cli.EXIT_USAGE)
+    except KeyboardInterrupt:
+        return cli.fail("interrupted; nothing was written (run the command again to evaluate)", cli.EXIT_INTERRUPTED)
+    except OSError as error:
+        return cli.environment_error(error)
+
+
+def _evaluate(parser: argparse.ArgumentParser, args) -> int:
     if args.checkpoint is None:
         parser.error("the checkpoint argument is required (or --combine JSON files)")
     device = cli.device_and_threads(parser, args)
-    try:
-        model, state = load_checkpoint(args.checkpoint, map_location=device)
-    except (CheckpointError, CheckpointNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    model, state = load_checkpoint(args.checkpoint, map_location=device)
     if getattr(model, "likelihood", None) != "bernoulli":
-        print("error: this evaluation is for Bernoulli decoders on binarised MNIST", file=sys.stderr)
-        return 2
+        return cli.fail("this evaluation is for Bernoulli decoders on binarised MNIST", cli.EXIT_USAGE)
 
     images, _ = load_mnist("test", root=args.data)
     generator = torch.Generator().manual_seed(args.seed)
@@ -126,22 +133,29 @@ def _emit(report: dict, output: str | None) -> None:
         cli.write_json_atomic(Path(output), report)
 
 
+REPORT_KEYS = ("checkpoint", "checkpoint_epoch", "model", "num_samples", "num_images", "images", "binarization_seed",
+               "protocol", "test_elbo", "log_px", "seconds", "device", "torch_threads", "chunk_samples", "batch_size",
+               "peak_resident_memory_mb")
+
+
 def _combine(args) -> int:
     """Pool reports of disjoint pieces of the test set (same checkpoint, K and seed) into one."""
     try:
         reports = [json.loads(Path(f).read_text()) for f in args.combine]
     except (OSError, ValueError) as error:
-        print(f"error: cannot read a report to combine: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(f"cannot read a report to combine: {error}", cli.EXIT_USAGE)
+    for name, report in zip(args.combine, reports):
+        missing = [k for k in REPORT_KEYS if not isinstance(report, dict) or k not in report]
+        if missing:
+            return cli.fail(f"{name} is not a report of python -m vi_lib.mnist.evaluate (it lacks {', '.join(missing)}); "
+                            "combine only the JSON files that --output wrote", cli.EXIT_USAGE)
     keys = ("checkpoint", "num_samples", "binarization_seed", "model")
     for key in keys:
         if len({json.dumps(r.get(key), sort_keys=True) for r in reports}) != 1:
-            print(f"error: the reports differ in {key!r}; only pieces of one evaluation can be combined", file=sys.stderr)
-            return 2
+            return cli.fail(f"the reports differ in {key!r}; only pieces of one evaluation can be combined")
     spans = sorted(tuple(r["images"]) for r in reports)
     if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
-        print(f"error: the pieces overlap: {spans}", file=sys.stderr)
-        return 2
+        return cli.fail(f"the pieces overlap: {spans}")
     combined = {k: reports[0][k] for k in ("checkpoint", "checkpoint_epoch", "model", "num_samples", "binarization_seed", "protocol")}
     combined["num_images"] = sum(r["num_images"] for r in reports)
     combined["pieces"] = [list(s) for s in spans]
