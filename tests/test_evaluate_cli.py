@@ -43,9 +43,8 @@ def test_missing_mnist_is_a_message_not_a_traceback(checkpoint, tmp_path, capsys
 def test_an_output_that_is_a_folder_is_refused_before_any_work(checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(evaluate, "elbo_and_log_likelihood", lambda *a, **k: pytest.fail("evaluated anyway"))
     for bad, says in ((tmp_path, "is a folder"), (checkpoint / "eval.json", "is a file, not a folder")):
-        with pytest.raises(SystemExit) as exit_:
-            evaluate.main([str(checkpoint), "--output", str(bad), "--no-progress"])
-        assert exit_.value.code == cli.EXIT_USAGE and says in capsys.readouterr().err
+        code, err = _run(capsys, checkpoint, "--output", bad)
+        assert code == cli.EXIT_USAGE and says in err
 
 
 @needs_mnist

@@ -95,19 +95,19 @@ def write_json_atomic(path: Path, data) -> None:
         raise
 
 
-def check_writable_file(parser: argparse.ArgumentParser, flag: str, path) -> Path:
-    """A parser error now, before any work, if ``path`` (given as ``flag``) is a folder or under a file."""
+def check_writable_file(flag: str, path, example: str = "out.json") -> Path:
+    """Before any work: a :class:`UserError` if ``path`` (given as ``flag``) is a folder or under a file."""
     path = Path(path)
     if path.is_dir():
-        parser.error(f"{flag} {path} is a folder; give a file name inside it, e.g. {path / 'out.json'}")
+        raise UserError(f"{flag} {path} is a folder; give a file name inside it, e.g. {path / example}")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
-            parser.error(f"{flag} {path}: {parent} is a file, not a folder")
+            raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
     return path
 
 
-def environment_error(error: OSError) -> int:
+def environment_error(error: OSError, next_step: str = "Then run the command again.") -> int:
     """The message and exit status for an operating-system failure (disk full, no permission, ...)."""
     where = f" ({error.filename})" if error.filename else ""
-    return fail(f"{error.strerror or error}{where}. Free some disk space, fix the permissions or choose "
-                "another path, then run the command again.", EXIT_ENVIRONMENT)
+    return fail(f"a read or write failed: {error.strerror or error}{where}. Free some disk space, fix the "
+                f"permissions or choose another path. {next_step}", EXIT_ENVIRONMENT)

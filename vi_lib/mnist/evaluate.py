@@ -68,10 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; a user's mistake or a fault of the machine is one message and an exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.output:
-        cli.check_writable_file(parser, "--output", args.output)
     try:
+        if args.output:
+            cli.check_writable_file("--output", args.output)
         return _combine(args) if args.combine else _evaluate(parser, args)
+    except cli.UserError as error:
+        return cli.fail(str(error), error.code)
     except (CheckpointError, CheckpointNotFoundError, MNISTNotFoundError, MNISTCorruptError) as error:
         return cli.fail(str(error), cli.EXIT_USAGE)
     except KeyboardInterrupt:

@@ -154,14 +154,11 @@ def _remove_temporary_files(out: Path) -> None:
             pass
 
 
-def _check_out(parser: argparse.ArgumentParser, out: Path) -> None:
+def _check_out(out: Path) -> None:
     """Before any work: ``--out`` and its metrics file must be files we can write (``UserError`` if not)."""
-    for path, what in ((out, "--out"), (metrics_path(out), "the metrics file of --out")):
-        if path.is_dir():
-            raise cli.UserError(f"{what} {path} is a folder; give a file path such as {path / 'mnist.pt'}"
-                                if what == "--out" else
-                                f"{what} {path} is a folder; remove it or choose another --out")
-    cli.check_writable_file(parser, "--out", out)  # a parser error if a parent of --out is a file
+    cli.check_writable_file("--out", out, example="mnist.pt")
+    if metrics_path(out).is_dir():
+        raise cli.UserError(f"the metrics file of --out {metrics_path(out)} is a folder; remove it or choose another --out")
     probe = _temporary_files(out)[0]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -289,11 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         return cli.fail(_interrupted_message(out, progress), cli.EXIT_INTERRUPTED)
     except OSError as error:
         _remove_temporary_files(out)
-        where = f" ({error.filename})" if error.filename else ""
-        kept = (f"The checkpoint of epoch {progress['saved']} at {out} is intact; once fixed, --resume continues"
-                if progress["saved"] else "Nothing of this run was saved; once fixed, run the command again")
-        return cli.fail(f"a read or write failed: {error.strerror or error}{where}. Free some disk space or fix "
-                        f"the folder's permissions (or choose another --out). {kept}.", cli.EXIT_ENVIRONMENT)
+        kept = (f"The checkpoint of epoch {progress['saved']} at {out} is intact; once fixed, --resume continues."
+                if progress["saved"] else "Nothing of this run was saved; once fixed, run the command again.")
+        return cli.environment_error(error, kept)
 
 
 def _interrupted_message(out: Path, progress: dict) -> str:
@@ -316,7 +311,7 @@ def _run(parser, args, given: set[str], argv, device: torch.device, progress: di
     if args.resume and not out.exists():
         parser.error(f"--resume: there is no checkpoint at {out} to resume from")
     leftovers = [tmp for tmp in _temporary_files(out) if tmp.is_file()]
-    _check_out(parser, out)
+    _check_out(out)
     _remove_temporary_files(out)
     if leftovers:
         print(f"note: removed {', '.join(map(str, leftovers))}, left by an earlier run stopped mid-save", flush=True)
