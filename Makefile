@@ -39,7 +39,8 @@ execute: $(STAMP)
 student: $(STAMP)
 	$(PY) -m tools.make_student_editions
 
-## Rewrite the Colab setup and notation cells of every notebook from _config.yml.
+## Rewrite the Colab setup and notation cells of every notebook from _config.yml, and the
+## exercises' nbgrader metadata from their roles (tools/exercises.py).
 sync: $(STAMP)
 	$(PY) -m tools.sync_notebooks
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools import sync_notebooks, toc
+from tools import exercises, sync_notebooks, toc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,28 +57,39 @@ def test_notebook_was_executed_top_to_bottom_without_errors(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_setup_and_notation_cells_match_config(path):
     nb = nbformat.read(path, as_version=4)
-    assert not sync_notebooks.sync(nb, sync_notebooks.load_config()), (
-        f"{path.name}: the Colab setup or notation cell differs from _config.yml; run `make sync`"
+    assert not sync_notebooks.sync(nb, sync_notebooks.load_config(), exercises.chapter_number(path)), (
+        f"{path.name}: the Colab setup or notation cell differs from _config.yml, or the nbgrader metadata "
+        "from the exercise roles; run `make sync`"
     )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_notebook_has_three_exercises_each_followed_by_its_solution(path):
-    text = _markdown(nbformat.read(path, as_version=4))
-    exercises = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
-    assert len(exercises) >= 3, f"{path.name}: a chapter ends with at least three exercises"
-    solutions = re.findall(r"```\{solution(?:-start)?\} ([\w-]+)", text)
-    assert solutions == exercises, "each exercise needs one solution, right after it"
-    for block in re.findall(r"```\{solution(?:-start)?\}[^\n]*\n((?::\w+:[^\n]*\n)*)", text):
-        assert ":class: dropdown" in block, "solutions are collapsed dropdowns"
+def test_notebook_has_exercises_of_every_kind_in_the_books_cell_structure(path):
+    """At least three exercises, a derivation, a code exercise and an experiment, as tools.exercises wants them."""
+    nb = nbformat.read(path, as_version=4)
+    found = exercises.exercises(nb, exercises.chapter_number(path))  # raises on a broken convention
+    assert len(found) >= 3, f"{path.name}: a chapter ends with at least three exercises"
+    assert {e.kind for e in found} == set(exercises.KINDS), f"{path.name}: one exercise of each kind at least"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_code_solutions_use_nbgrader_markers(path):
+def test_jupyter_shows_no_exercise_directives(path):
+    """Exercises are plain Markdown in the notebook; the site's directives come from book/_ext/exercises.py."""
+    text = _markdown(nbformat.read(path, as_version=4))
+    raw = re.findall(r"(?m)^ {0,3}(?:`{3,}|:{3,})\{(?:exercise|solution)[\w-]*\}", text)
+    assert not raw, f"{path.name}: write exercises as cells with roles (tools/exercises.py), not {raw}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_self_checks_print_their_exercises_number(path):
+    """The committed output of each self-check names the exercise the book numbers it."""
     nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
-            assert cell.source.count("### BEGIN SOLUTION") == cell.source.count("### END SOLUTION")
+    for e in exercises.exercises(nb, exercises.chapter_number(path)):
+        if e.check is None:
+            continue
+        printed = "".join(o.get("text", "") for o in nb.cells[e.check].outputs)
+        assert f"Exercise {e.number}: correct." in printed, (
+            f"{path.name}: the check of exercise {e.number} printed {printed!r} (fix its number in vi_lib/checks.py)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

@@ -29,7 +29,7 @@ LIMIT_SECONDS = {"default": 180, "08_convolutional_vae": 300}
 
 def execute(path: Path, timeout: int = 900) -> float:
     nb = nbformat.read(path, as_version=4)
-    sync_notebooks.sync(nb, sync_notebooks.load_config())
+    sync_notebooks.sync(nb, sync_notebooks.load_config(), sync_notebooks.exercises.chapter_number(path))
     client = NotebookClient(
         nb,
         timeout=timeout,

@@ -1,4 +1,4 @@
-"""Keep the two book-wide cells at the top of every chapter notebook in sync with `_config.yml`.
+"""Keep the two book-wide cells of every chapter notebook in sync with `_config.yml`, and its nbgrader metadata.
 
 1. The *notation* cell (tag ``book-macros``, removed from the site, which has the macros already):
    the MathJax macros of ``_config.yml`` as ``\\newcommand``s, so that the notebook's formulas
@@ -6,7 +6,10 @@
 2. The *setup* cell (tag ``book-setup``): installs ``vi_lib`` from the repository named in
    ``_config.yml`` (``repository.url`` at ``repository.branch``), only when running on Colab.
 
-So the repository and the notation are each defined in one place. ``--check`` only reports
+3. The *nbgrader metadata* of the exercise cells, derived from their roles
+   (``tools.exercises.nbgrader_metadata``): grade ids, points, read-only and answer cells.
+
+So the repository, the notation and the grading metadata are each defined in one place. ``--check`` only reports
 notebooks that are out of sync (the test suite uses it); without it, notebooks are rewritten.
 
     python -m tools.sync_notebooks [--check] [NOTEBOOK ...]
@@ -20,6 +23,8 @@ from pathlib import Path
 
 import nbformat
 import yaml
+
+from tools import exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 MACROS_TAG = "book-macros"
@@ -57,9 +62,10 @@ def _tagged(nb, tag):
     return [i for i, c in enumerate(nb.cells) if tag in c.get("metadata", {}).get("tags", [])]
 
 
-def sync(nb, config: dict) -> bool:
-    """Insert or update the two cells in ``nb``; return True if anything changed."""
-    changed = False
+def sync(nb, config: dict, chapter: str | None) -> bool:
+    """Insert or update the two cells and the exercises' nbgrader metadata in ``nb`` (chapter
+    ``chapter``, e.g. "6"); return True if anything changed."""
+    changed = exercises.write_nbgrader_metadata(nb, chapter)
     want = {MACROS_TAG: macros_source(config), SETUP_TAG: setup_source(config)}
     for tag, source in want.items():
         where = _tagged(nb, tag)
@@ -94,12 +100,12 @@ def main(argv=None) -> int:
     stale = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        if sync(nb, config):
+        if sync(nb, config, exercises.chapter_number(path)):
             stale.append(path)
             if not args.check:
                 nbformat.write(nb, path)
     if args.check and stale:
-        print("out of sync with _config.yml (run `make sync`):", *stale, sep="\n  ")
+        print("out of sync with _config.yml or the exercise roles (run `make sync`):", *stale, sep="\n  ")
         return 1
     for path in stale:
         print(f"updated {path}")
