@@ -147,5 +147,5 @@ def test_chapter_runs_in_a_fresh_environment_after_the_setup_cell(colab_like):
     for original, rerun in zip(rest, ran.cells[len(head) :]):
         errors = [o for o in rerun.outputs if o.output_type == "error"]
         assert not errors or "raises-exception" in original.metadata.get("tags", []), json.dumps(errors[0])
-        if "# NBVAL_CHECK_OUTPUT" in original.source:
+        if "nbval-check-output" in original.metadata.get("tags", []):
             assert _text(rerun) == _text(original), f"different output in the fresh environment:\n{original.source}"

@@ -190,6 +190,9 @@ def test_nbgrader_releases_validates_and_grades_the_chapter(graded, path):
         if (exercises.role(cell) or ("",))[0] == "check":
             printed = "".join(o.get("text", "") for o in cell.outputs)
             assert "not solved yet" in printed, f"{path.name}: a self-check printed {printed!r}"
+    if path.name.startswith("08_"):  # chapter 8's short nbgrader mode (NBGRADER_EXECUTION) was on
+        printed = "".join(o.get("text", "") for c in graded_nb.cells if c.cell_type == "code" for o in c.outputs)
+        assert "train: (3200, 1, 28, 28)" in printed, "chapter 8 trained on the full data under nbgrader"
     # (by cell id: quickstart's configuration adds its header cells to every release)
     raised = [c.id for c in graded_nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
     edition = make_student_editions.make_student_edition(instructor, exercises.chapter_number(path)).notebook

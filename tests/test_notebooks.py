@@ -97,10 +97,10 @@ def test_checked_cells_exist(path):
     """Numbers the text relies on are compared by nbval: at least one cell is marked."""
     nb = nbformat.read(path, as_version=4)
     assert any(
-        "# NBVAL_CHECK_OUTPUT" in c.source or "nbval-check-output" in c.metadata.get("tags", [])
-        for c in nb.cells
-        if c.cell_type == "code"
-    ), f"{path.name}: mark the cells whose printed numbers the text quotes with # NBVAL_CHECK_OUTPUT"
+        "nbval-check-output" in c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"
+    ), f"{path.name}: tag the cells whose printed numbers the text quotes nbval-check-output"
+    comments = [i for i, c in enumerate(nb.cells) if "# NBVAL_CHECK_OUTPUT" in c.source]
+    assert not comments, f"{path.name}: cells {comments} use the comment, which readers see: use the tag"
 
 
 def _defined_labels(path: Path) -> set[str]:
@@ -122,3 +122,13 @@ def test_equations_cited_by_vi_lib_exist_in_their_chapter():
             if match.group(1) not in _defined_labels(chapter):
                 missing.append(f"{module.name}: {match.group(1)} (expected in {chapter.name})")
     assert not missing, "equations cited but not labelled in their chapter:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_outputs_have_no_widgets(path):
+    """The static site cannot show ipywidgets (and would fetch their scripts from a CDN): text bars only."""
+    nb = nbformat.read(path, as_version=4)
+    widgets = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+               for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert not widgets, f"{path.name}: cells {widgets} show widgets; re-execute with `make execute` (text bars)"
+    assert "widgets" not in nb.metadata, f"{path.name}: widget state in the metadata makes the site load widget scripts"

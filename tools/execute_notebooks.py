@@ -3,6 +3,8 @@
 This is the only way notebook outputs are produced: the site shows them and CI re-executes the same
 notebooks with nbval. It prints each notebook's wall time, records it in the notebook's metadata
 (``vi_book.execution``), and fails if a notebook raises or runs longer than the book's limit.
+Progress bars are written as text (``VI_LIB_PROGRESS=text``, see ``vi_lib._progress``), which is
+what the static site can show, even where ipywidgets is installed.
 
     python -m tools.execute_notebooks [NOTEBOOK ...]     # default: every notebook in notebooks/
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from . import sync_notebooks
+from . import exercises, sync_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +31,8 @@ LIMIT_SECONDS = {"default": 180, "08_convolutional_vae": 300}
 
 def execute(path: Path, timeout: int = 900) -> float:
     nb = nbformat.read(path, as_version=4)
-    sync_notebooks.sync(nb, sync_notebooks.load_config(), sync_notebooks.exercises.chapter_number(path))
+    sync_notebooks.sync(nb, sync_notebooks.load_config(), exercises.chapter_number(path))
+    os.environ["VI_LIB_PROGRESS"] = "text"  # inherited by the kernel
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -39,6 +42,7 @@ def execute(path: Path, timeout: int = 900) -> float:
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    nb.metadata.pop("widgets", None)  # no widget state: the outputs are text (VI_LIB_PROGRESS above)
     nb.metadata["vi_book"] = {
         "execution": {
             "seconds": round(seconds, 1),

@@ -241,7 +241,8 @@ def to_myst(nb, chapter: str | None):
     The statement ``### Exercise N.M: Title`` + question becomes ``{exercise} Title`` with its
     ``:label:``; a markdown-only answer becomes ``{solution} label`` (a dropdown, its lead-in
     ``**Solution.**`` left out); answers with code cells are wrapped in ``{solution-start} label``
-    (a dropdown) ... ``{solution-end}`` marker cells. Other cells are left as they are.
+    (a dropdown) ... ``{solution-end}`` marker cells, their ``### BEGIN/END SOLUTION`` lines left
+    out. Other cells are left as they are.
     """
     found = exercises(nb, chapter)
     out = copy.deepcopy(nb)
@@ -264,6 +265,8 @@ def to_myst(nb, chapter: str | None):
                 cells.append(nbformat.v4.new_markdown_cell(start, id=f"{cell.get('id', i)}-start"))
             if cell.cell_type == "markdown":
                 cell.source = SOLUTION_LEAD.sub("", cell.source)
+            else:  # the solution markers are for nbgrader; the dropdown says what the code is
+                cell.source = "\n".join(line for line in cell.source.split("\n") if line.strip() not in (BEGIN, END))
             cells.append(cell)
             if i == e.answers[-1]:
                 cells.append(nbformat.v4.new_markdown_cell(_directive("solution-end", "", {}, ""),

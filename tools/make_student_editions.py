@@ -45,7 +45,6 @@ from tools import exercises
 ROOT = Path(__file__).resolve().parents[1]
 RAISES = "raises-exception"
 CHECK_TAG = "nbval-check-output"
-CHECK_COMMENT = "# NBVAL_CHECK_OUTPUT"
 NOTE_TAG = "student-edition-note"
 NOTE = (
     "> **Student edition.** The solutions of this chapter's exercises{numbers} are removed, as"
@@ -115,7 +114,6 @@ def _raises(tree: ast.Module, learner: set[str]) -> bool:
 def _clear(cell, raises: bool) -> None:
     """nbgrader's ClearOutput on one cell; drop its output check; tag it ``raises-exception`` if ``raises``."""
     ClearOutput().preprocess_cell(cell, {}, 0)
-    cell.source = "\n".join(line for line in cell.source.split("\n") if line.strip() != CHECK_COMMENT)
     tags = [t for t in cell.metadata.pop("tags", []) if t not in (CHECK_TAG, RAISES)]
     if tags or raises:
         cell.metadata["tags"] = tags + [RAISES] * raises
