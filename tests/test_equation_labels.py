@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import exercises
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = {
     5: ROOT / "notebooks" / "05_importance_sampling.ipynb",
@@ -33,8 +35,7 @@ def _markdown(path: Path) -> str:
     checks that it is the number the site gives the exercise.
     """
     nb = nbformat.read(path, as_version=4)
-    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    return re.sub(r"(?m)^#{2,4} +Exercise +\d+\.\d+:.*$", "", text)
+    return exercises.without_headings("\n".join(c.source for c in nb.cells if c.cell_type == "markdown"))
 
 
 @pytest.mark.parametrize("chapter", sorted(CHAPTERS))

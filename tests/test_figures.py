@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import exercises
 from vi_lib import plotting
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +141,7 @@ _NOT_PROSE = re.compile(
 def _markdown_sources():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        text = exercises.without_headings("\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown"))
         text += "\n\n" + "\n\n".join(
             str(c.metadata.get("mystnb", {}).get("figure", {}).get("caption", "")) for c in nb.cells
         )

@@ -14,7 +14,7 @@ every autograded point and ``unsolved`` none (``grades.csv`` from ``export``); t
 unsolved submission's self-checks say "not solved yet", and the cells that raised there are the
 ones the student edition tags ``raises-exception``. Slow: every command that executes a chapter
 runs it whole (chapter 8 in its short nbgrader mode); two course folders work side by side, and
-the book takes about 12 minutes on 2 cores.
+the book takes about 10 minutes on 2 cores.
 """
 
 from __future__ import annotations

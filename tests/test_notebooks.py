@@ -132,3 +132,12 @@ def test_committed_outputs_have_no_widgets(path):
                for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert not widgets, f"{path.name}: cells {widgets} show widgets; re-execute with `make execute` (text bars)"
     assert "widgets" not in nb.metadata, f"{path.name}: widget state in the metadata makes the site load widget scripts"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_progress_bars_are_committed_as_their_final_line(path):
+    """A stream output holds no redraws (text before a carriage return): the site shows one line per bar."""
+    nb = nbformat.read(path, as_version=4)
+    redrawn = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+               for o in c.outputs if o.output_type == "stream" and re.search(r"\r(?=[^\n])", o.text)]
+    assert not redrawn, f"{path.name}: cells {redrawn} keep every redraw of a progress bar; run `make execute`"

@@ -4,7 +4,7 @@ This is the only way notebook outputs are produced: the site shows them and CI r
 notebooks with nbval. It prints each notebook's wall time, records it in the notebook's metadata
 (``vi_book.execution``), and fails if a notebook raises or runs longer than the book's limit.
 Progress bars are written as text (``VI_LIB_PROGRESS=text``, see ``vi_lib._progress``), which is
-what the static site can show, even where ipywidgets is installed.
+what the static site can show, even where ipywidgets is installed, and each as its final line.
 
     python -m tools.execute_notebooks [NOTEBOOK ...]     # default: every notebook in notebooks/
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from . import exercises, sync_notebooks
 
@@ -27,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Each chapter must run within this many seconds on the book's 2-core CPU machine.
 LIMIT_SECONDS = {"default": 180, "08_convolutional_vae": 300}
+
+
+def tidy_outputs(nb) -> None:
+    """Merge each cell's consecutive stream outputs and keep what a terminal would show of them.
+
+    nbconvert's ``CoalesceStreamsPreprocessor``: a progress bar that redraws itself with carriage
+    returns becomes its last state, one line, as Jupyter shows it (the site would show every redraw).
+    """
+    CoalesceStreamsPreprocessor().preprocess(nb, {})
 
 
 def execute(path: Path, timeout: int = 900) -> float:
@@ -43,6 +53,7 @@ def execute(path: Path, timeout: int = 900) -> float:
     client.execute()
     seconds = time.perf_counter() - start
     nb.metadata.pop("widgets", None)  # no widget state: the outputs are text (VI_LIB_PROGRESS above)
+    tidy_outputs(nb)
     nb.metadata["vi_book"] = {
         "execution": {
             "seconds": round(seconds, 1),

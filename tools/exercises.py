@@ -84,6 +84,15 @@ def chapter_number(path: str | Path) -> str | None:
     return str(int(m.group(1))) if m else None
 
 
+def without_headings(text: str) -> str:
+    """``text`` with its exercise headings (``### Exercise N.M: Title``) left out.
+
+    The heading is the one place the book writes an exercise's number out (:func:`exercises`
+    checks it); prose refers to exercises by label, and the tests that check so read this.
+    """
+    return re.sub(r"(?m)^#{2,4} +Exercise +\d+\.\d+:.*$", "", text)
+
+
 def role(cell) -> tuple[str, str] | None:
     """``(role, label)`` of an exercise cell (role one of :data:`ROLES`), None for any other cell."""
     meta = cell.get("metadata", {}).get("vi_book", {})
