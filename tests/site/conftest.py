@@ -83,7 +83,8 @@ def html_dir() -> Path:
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     out = screenshot_dir()
-    out.mkdir(parents=True, exist_ok=True)
+    for view in ("", "390-light", "1280-dark", "390-dark"):  # 1280 px light at the top
+        (out / view).mkdir(parents=True, exist_ok=True)
     return out
 
 

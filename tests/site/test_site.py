@@ -21,6 +21,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 import yaml
+from axe_playwright_python.sync_playwright import Axe
 
 from tools.toc import files as _toc_files
 
@@ -33,6 +34,7 @@ TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 #: count gzip-compressed, images as they are. Uncompressed, the theme and MathJax alone weigh about
 #: 2.5-4 MB on every page; the table at the end of the run shows both numbers.
 MAX_PAGE_BYTES = 5_000_000
+AXE = Axe()
 _TEXT_TYPES = {".html", ".js", ".css", ".svg", ".json", ".txt", ".map", ".ipynb"}
 #: Give up on a page (or on MathJax, or the search) after this long.
 TIMEOUT_MS = 60_000
@@ -127,6 +129,25 @@ async () => {
     return {classes: [...o.querySelectorAll('.output')].map(e => e.className), text: copy.textContent};
   });
 
+  // Wide things: a display equation, code block, output or table wider than the page's content
+  // column must sit in a box that scrolls sideways (overflow-x auto or scroll), else it is cut off.
+  const column = (document.querySelector('article.bd-article') || document.querySelector('main') || document.body)
+    .getBoundingClientRect();
+  const scrolls = el => { for (let e = el; e && e !== document.body; e = e.parentElement) {
+      const o = getComputedStyle(e).overflowX;
+      if ((o === 'auto' || o === 'scroll') && e.getBoundingClientRect().right <= column.right + 1) return true;
+    } return false; };
+  report.overflow = [];
+  for (const el of document.querySelectorAll('article mjx-container[display="true"], article div.math, article pre, article table')) {
+    const r = el.getBoundingClientRect();
+    const wide = el.scrollWidth > el.clientWidth + 1 || r.right > column.right + 1;
+    if (wide && r.width > 0 && !scrolls(el)) {
+      const where = el.closest('[id]');
+      report.overflow.push(`${el.tagName.toLowerCase()} ${Math.round(el.scrollWidth)} px in ${Math.round(column.width)} px` +
+        (where ? ` (#${where.id})` : '') + ': ' + el.textContent.trim().slice(0, 60));
+    }
+  }
+
   // Links and launch buttons.
   report.links = [...document.querySelectorAll('a[href]')].map(a => a.href);
   report.colab = [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map(a => a.href);
@@ -214,9 +235,29 @@ def visit(browser, site_url, load_times, screenshots, html_dir):
             seen["weight"] = sum(size for _, size in seen["files"])
             seen["wire"] = sum(_wire_bytes(html_dir, site_url, f, size) for f, size in seen["files"])
             seen["requests"] = len(seen["files"])
+        if seen["status"] == 200:
+            seen["axe"] = [
+                {"rule": v["id"], "impact": v["impact"], "help": v["help"],
+                 "targets": [" ".join(map(str, n["target"])) for n in v["nodes"]]}
+                # preload off: axe would fetch the theme's @import-ed CSS from the wrong folder (a 404)
+                for v in AXE.run(tab, options={"resultTypes": ["violations"], "preload": False}).response["violations"]
+            ]
         shot = screenshots / _screenshot_name(page)
         tab.screenshot(path=str(shot), full_page=True)
         context.close()
+        # what a phone and a dark-mode reader see, for a person to look at (saved, not compared)
+        for name, options in [("390-light", {"viewport": {"width": 390, "height": 844}, "color_scheme": "light"}),
+                              ("1280-dark", {"viewport": {"width": 1280, "height": 900}, "color_scheme": "dark"}),
+                              ("390-dark", {"viewport": {"width": 390, "height": 844}, "color_scheme": "dark"})]:
+            other = browser.new_context(**options)
+            view = other.new_page()
+            view.route("**/*", lambda r: r.continue_() if r.request.url.startswith(site_url) else r.abort())
+            view.add_init_script(f"localStorage.setItem('mode', '{options['color_scheme']}');"
+                                 f"localStorage.setItem('theme', '{options['color_scheme']}');")
+            view.goto(url, wait_until="load", timeout=TIMEOUT_MS)
+            view.wait_for_timeout(300)
+            view.screenshot(path=str(screenshots / name / _screenshot_name(page)), full_page=True)
+            other.close()
         seen["url"], seen["page"], seen["screenshot"] = url, page, shot
         load_times[page] = {
             "status": seen["status"],
@@ -422,3 +463,61 @@ def test_landing_page_shows_the_road_through_the_book(visit):
     road = [i for i in seen["images"] if i["src"] and i["src"].endswith("road_map.svg")]
     assert road, f"the landing page ({PAGES[0]}) does not show the road map (book/images/road_map.svg)"
     assert road[0]["width"] and len(road[0]["alt"] or "") > 100, "the road map must load and be described in its alt text"
+
+
+
+# --------------------------------------------------------------------------------------------
+# Accessibility (axe-core) and layout at the page's width
+
+
+#: axe-core rules broken by markup that is not the book's (the theme's, or a library's), with the
+#: element and why it is allowed: {rule: [(page or "" for every page, selector part, reason)]}.
+THEME_VIOLATIONS = {
+    "label-content-name-mismatch": [("", ".search-button", "sphinx-book-theme's search button: its accessible "
+                                     "name ('Search') differs from its visible text (a magnifier and Ctrl+K)")],
+    "region": [("", "", "sphinx-book-theme's skip link and top bar sit outside its landmark regions")],
+    "label": [("notebooks/07_elbo", "_anim_slider", "matplotlib's HTML animation (FuncAnimation.to_jshtml) "
+               "draws its frame slider as an unlabelled range input")],
+    "aria-allowed-role": [("book/references", "", "sphinxcontrib-bibtex marks each entry role=doc-biblioentry")],
+    "aria-deprecated-role": [("book/references", "", "sphinxcontrib-bibtex marks each entry role=doc-biblioentry, "
+                              "deprecated in ARIA 1.3")],
+    "aria-required-children": [("book/references", ".citation-list", "sphinxcontrib-bibtex's list "
+                                "(role=doc-bibliography) holds those doc-biblioentry items")],
+}
+
+
+@_pages(PAGES)
+def test_page_has_no_accessibility_violations_of_its_own(seen):
+    """axe-core finds nothing on the page that the book's content causes (the theme's own: THEME_VIOLATIONS)."""
+    own = []
+    for v in seen["axe"]:
+        allowed = [part for page, part, _ in THEME_VIOLATIONS.get(v["rule"], []) if page in ("", seen["page"])]
+        targets = [t for t in v["targets"] if not any(part in t for part in allowed)]
+        if targets:
+            own.append(f"{v['rule']} ({v['impact']}): {v['help']}: {targets[:4]}")
+    assert not own, f"{seen['page']}: accessibility violations:\n" + "\n".join(own)
+
+
+@_pages(PAGES)
+def test_nothing_is_cut_off_at_the_right(seen):
+    """No display equation, code block, output or table is wider than the column without a scrollbar."""
+    assert not seen["overflow"], f"{seen['page']} at 1280 px:\n" + "\n".join(seen["overflow"])
+
+
+_BAR = re.compile(r"^(.*?)\s*\d{1,3}%\|")
+
+
+@_pages(NOTEBOOK_PAGES)
+def test_each_progress_bar_shows_one_line(seen):
+    """An output shows a progress bar as its final state, not every redraw."""
+    for output in seen["outputs"]:
+        bars = [m.group(1).strip() for line in output["text"].split("\n") if (m := _BAR.match(line.strip()))]
+        repeated = {b for b in bars if bars.count(b) > 1}
+        assert not repeated, f"{seen['page']}: a progress bar shows {bars.count(next(iter(repeated)))} lines:\n{output['text'][:400]}"
+
+
+def test_only_the_chapters_are_numbered(html_dir):
+    """The sidebar numbers the eight chapter notebooks and nothing else (the results page was "9.")."""
+    numbered = re.findall(r'<a class="reference internal" href="([^"]+)">(\d+)\. ', (html_dir / "book" / "intro.html").read_text())
+    pages = [href.rsplit("/", 1)[-1].removesuffix(".html") for href, _ in numbered]
+    assert pages == [Path(p).name for p in NOTEBOOK_PAGES], numbered
