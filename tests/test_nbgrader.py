@@ -127,22 +127,6 @@ def _for_chapter(lines: list[str], assignment: str, name: str) -> list[str]:
     return [line.replace(EXAMPLE_NOTEBOOK, name).replace(EXAMPLE_ASSIGNMENT, assignment) for line in lines]
 
 
-def _solution_lines(nb) -> set[str]:
-    """Every line of the instructor edition that only a solution holds (stripped, 8 characters or more)."""
-    secret = set()
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        text = cell.source
-        if meta.get("solution") and cell.cell_type == "markdown":
-            secret |= set(text.split("\n"))
-        for begin, end in [("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")]:
-            for region in re.findall(re.escape(begin) + r"(.*?)" + re.escape(end), text, flags=re.S):
-                secret |= set(region.split("\n"))
-    public = {line.strip() for cell in nb.cells for line in cell.source.split("\n")
-              if not cell.metadata.get("nbgrader", {}).get("solution") and not cell.metadata.get("nbgrader", {}).get("grade")}
-    return {s.strip() for s in secret if len(s.strip()) >= 8} - public
-
-
 def _failed_cells(validate_output: str) -> list[str]:
     """The first source line of each cell that ``nbgrader validate`` reports as failed."""
     return [m.strip() for m in re.findall(r"The following cell failed:\n\n +(.*)\n", validate_output)]
@@ -163,7 +147,7 @@ def test_nbgrader_releases_validates_and_grades_the_chapter(graded, path):
 
     # no solution text of any kind reaches the release
     released = {line.strip() for c in release.cells for line in c.source.split("\n")}
-    leaked = sorted(_solution_lines(instructor) & released)
+    leaked = sorted(exercises.solution_lines(instructor) & released)
     assert not leaked, f"{path.name}: solution lines in nbgrader's release: {leaked[:5]}"
 
     source_check, release_check = result["validations"]

@@ -183,35 +183,10 @@ def test_command_line_writes_the_out_folder(tmp_path, capsys):
 # Every chapter, without executing it
 
 
-def _solution_lines(nb) -> set[str]:
-    """Lines of the instructor notebook that only a solution, a written answer or a hidden test holds."""
-    secret, public = set(), set()
-    for cell in nb.cells:
-        r = exercises.role(cell)
-        if r is not None and r[0] == "solution" and cell.cell_type == "markdown":
-            secret.update(cell.source.split("\n"))
-            continue
-        inside = False
-        for line in cell.source.split("\n"):
-            if line.strip() in (exercises.BEGIN, "### BEGIN HIDDEN TESTS"):
-                inside = True
-            elif line.strip() in (exercises.END, "### END HIDDEN TESTS"):
-                inside = False
-            elif inside:
-                secret.add(line)
-            else:
-                public.add(line)
-        if r is not None and r[0] == "solution":  # an answer's outputs show the solution too
-            for out in cell.get("outputs", []):
-                secret.update(out.get("text", "").split("\n"))
-    norm = lambda lines: {line.strip() for line in lines if len(line.strip()) >= 8}  # noqa: E731
-    return norm(secret) - norm(public)
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_student_edition_leaks_no_solution(path):
     instructor = nbformat.read(path, as_version=4)
-    secret = _solution_lines(instructor)
+    secret = exercises.solution_lines(instructor)
     assert len(secret) > 20, f"{path.name}: the test found almost no solution text to look for"
     edition = mse.make_student_edition(instructor, exercises.chapter_number(path))
     for name, nb in [("student edition", edition.notebook), ("nbgrader release", mse.nbgrader_release(instructor))]:

@@ -47,7 +47,8 @@ import nbformat
 ROLES = ("exercise", "solution", "check", "test")
 KINDS = ("derivation", "code", "experiment")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-HEADING = re.compile(r"^#{2,4} +Exercise +(\d+)\.(\d+): *(.+?) *$")
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+HEADING = re.compile(r"^#{2,4} +Exercise +(\d+)\.(\d+): *(.+?) *$", re.M)
 SOLUTION_LEAD = re.compile(r"^\*\*Solution\.\*\* *")
 DEFAULT_POINTS = {("derivation", "markdown"): 3, ("experiment", "code"): 1, ("experiment", "markdown"): 2,
                   ("code", "test"): 3}
@@ -90,7 +91,7 @@ def without_headings(text: str) -> str:
     The heading is the one place the book writes an exercise's number out (:func:`exercises`
     checks it); prose refers to exercises by label, and the tests that check so read this.
     """
-    return re.sub(r"(?m)^#{2,4} +Exercise +\d+\.\d+:.*$", "", text)
+    return HEADING.sub("", text)
 
 
 def role(cell) -> tuple[str, str] | None:
@@ -170,6 +171,36 @@ def exercises(nb, chapter: str | None) -> list[Exercise]:
         if e.kind != "code" and (e.check is not None or e.test is not None):
             raise ExerciseError(f"{e.kind} '{e.label}' has a self-check or test: only code exercises do")
     return found
+
+
+def solution_lines(nb) -> set[str]:
+    """The lines (stripped, 8 characters or more) of ``nb`` that only its solutions hold.
+
+    A written answer, a region between the solution or the hidden-test markers, and the outputs of
+    an answer cell, less any line that also appears outside them: what must not reach students.
+    """
+    secret, public = set(), set()
+    for cell in nb.cells:
+        r = role(cell)
+        if r is not None and r[0] == "solution" and cell.cell_type == "markdown":
+            secret.update(cell.source.split("\n"))
+            continue
+        inside = False
+        for line in cell.source.split("\n"):
+            if line.strip() in (BEGIN, BEGIN_HIDDEN):
+                inside = True
+            elif line.strip() in (END, END_HIDDEN):
+                inside = False
+            else:
+                (secret if inside else public).add(line)
+        if r is not None and r[0] == "solution":  # an answer's outputs show the solution too
+            for out in cell.get("outputs", []):
+                secret.update(out.get("text", "").split("\n"))
+
+    def norm(lines):
+        return {line.strip() for line in lines if len(line.strip()) >= 8}
+
+    return norm(secret) - norm(public)
 
 
 def nbgrader_metadata(nb, chapter: str | None) -> dict[int, dict]:
